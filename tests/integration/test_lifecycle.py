@@ -135,7 +135,7 @@ class Flooder:
 
     def pump(self, max_bytes=1 << 22):
         """Send without blocking; returns False once the connection is gone."""
-        sent = 0
+        self.last_sent = sent = 0
         while not self.dead and sent < max_bytes:
             if not self.pending:
                 self.pending = self.frame
@@ -149,16 +149,25 @@ class Flooder:
                 break
             self.pending = self.pending[n:]
             sent += n
+        self.last_sent = sent
         return not self.dead
 
 
-def flood(ws, msg_frame, max_msgs, seconds):
-    """Send msg_frame up to max_msgs times without reading; returns (msgs, how it ended)."""
+def flood(ws, msg_frame, max_msgs, seconds, stall=None):
+    """Send msg_frame up to max_msgs times without reading; returns (msgs, how it ended).
+    With stall, stop once nothing could be sent for that many seconds (the peer stopped
+    reading us)."""
     f = Flooder(ws, msg_frame)
     deadline = time.monotonic() + seconds
+    progress = time.monotonic()
     while f.msgs < max_msgs and time.monotonic() < deadline:
         if not f.pump():
             break
+        if f.last_sent:
+            progress = time.monotonic()
+        elif stall is not None and time.monotonic() - progress > stall:
+            ws.sock.setblocking(True)
+            return f.msgs, "stalled"
         select.select([], [ws.sock], [], 0.2)
     ws.sock.setblocking(True)
     return f.msgs, "reset" if f.dead else ("max" if f.msgs >= max_msgs else "deadline")
@@ -213,9 +222,10 @@ def test_slow_reader_close_frame_visible(make_gateway):
     """A reader that stops reading, then reads again: it sees the 1008 close (or EOF)."""
     g = make_gateway("--max-output", "64KiB", "--close-timeout", "500ms")
     with ws_connect(g.port, rcvbuf=4096) as slow:
-        # Just past the cap plus what kernel buffers can hold, then stop sending.
+        # Past the cap plus whatever the kernel's buffers hold (their autotuning differs from
+        # machine to machine): until the gateway stops reading us, then stop sending.
         big = frame(OP_BINARY, b"q" * 60000)
-        sent, how = flood(slow, big, max_msgs=120, seconds=10)  # ~7 MB
+        sent, how = flood(slow, big, max_msgs=1500, seconds=15, stall=1.0)  # up to ~90 MB
         total, tail, closed = drain_until_closed(slow, seconds=10)
         assert closed, f"not cut after {sent} x 60000 bytes ({how}); read {total}"
         if b"\x88" in tail[-140:]:
