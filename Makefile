@@ -31,11 +31,11 @@ LIBS := $(shell pkg-config --libs libevent libevent_openssl hiredis libcjson lib
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 PROTO_SRC := proto/utf8.c proto/json.c proto/proto.c proto/channel.c proto/xalloc.c proto/client.c \
-	proto/redisurl.c
+	proto/redisurl.c proto/jwt.c
 GATEWAY_SRC := gateway/util.c gateway/log.c gateway/config.c gateway/http.c \
 	gateway/handshake.c gateway/ws.c gateway/static.c gateway/frame.c gateway/bus.c gateway/rooms.c gateway/session.c gateway/conn.c gateway/worker.c gateway/metrics.c gateway/master.c gateway/deflate.c gateway/tls.c gateway/limits.c
 GATEWAY_MAIN := gateway/main.c
-TOOLS := chat-bench chatcat chat-tail
+TOOLS := chat-bench chatcat chat-tail chat-token
 TOOLS_LIB_SRC := broker-tools/wsclient.c broker-tools/wsdeflate.c broker-tools/options.c broker-tools/term.c \
 	broker-tools/chatview.c broker-tools/roomlist.c broker-tools/linein.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

@@ -12,7 +12,9 @@
 #include <event2/util.h>
 
 #include "gateway/util.h"
+#include "proto/jwt.h"
 #include "proto/proto.h"
+
 #include "proto/redisurl.h"
 
 /* How an option's text becomes a field; returns 0 or -1 (err filled for a bad value). */
@@ -263,6 +265,17 @@ static int parse_switch_field(struct gw_config *cfg, size_t offset, const char *
     return 0;
 }
 
+static int parse_token_mode(struct gw_config *cfg, size_t offset, const char *value)
+{
+    if (strcmp(value, "required") == 0)
+        *FIELD(cfg, offset, int) = 0;
+    else if (strcmp(value, "optional") == 0)
+        *FIELD(cfg, offset, int) = 1;
+    else
+        return -1;
+    return 0;
+}
+
 static int parse_gateway_id(struct gw_config *cfg, size_t offset, const char *value)
 {
     size_t len = strlen(value);
@@ -384,6 +397,17 @@ static const struct option options[] = {
     {"trusted-proxies", "CHAT_TRUSTED_PROXIES", "",
      "proxies (address[/bits], comma-separated) whose X-Forwarded-For names the client",
      parse_optional_field, OFF(trusted_proxies)},
+    {"token-secret", "CHAT_TOKEN_SECRET", "",
+     "HS256 key (32 bytes or more) of connect tokens: /ws then wants a token (empty: off)",
+     parse_optional_field, OFF(token_secret)},
+    {"token-secret-file", "CHAT_TOKEN_SECRET_FILE", "",
+     "read --token-secret from this file (a trailing newline is dropped)", parse_optional_field,
+     OFF(token_secret_file)},
+    {"tokens", "CHAT_TOKENS", "required",
+     "with a token secret: required (401 without one) or optional (guests admitted too)",
+     parse_token_mode, OFF(token_optional)},
+    {"token-leeway", "CHAT_TOKEN_LEEWAY", "30s", "clock skew allowed on a token's exp and nbf",
+     parse_duration_field, OFF(token_leeway_ms)},
     {"presence-limit", "CHAT_PRESENCE_LIMIT", "500",
      "rooms with more local members get presence events only for the client concerned",
      parse_count_field, OFF(presence_limit)},
@@ -444,6 +468,8 @@ void gw_config_clear(struct gw_config *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->trusted_proxies);
+    free(cfg->token_secret);
+    free(cfg->token_secret_file);
     gw_config_redis_clear(&cfg->redis);
     free_list(cfg->allowed_origins);
     free_list(cfg->subprotocols);
@@ -538,6 +564,44 @@ static int check_durations(const struct gw_config *cfg, char *err, size_t errlen
     return bad ? -1 : 0;
 }
 
+/* Read the token secret from its file, if one is named, and check its length. */
+static int load_token_secret(struct gw_config *cfg, char *err, size_t errlen)
+{
+    char buf[4097];
+    size_t n;
+    FILE *f;
+
+    if (cfg->token_secret_file) {
+        if (cfg->token_secret) {
+            snprintf(err, errlen, "give --token-secret or --token-secret-file, not both");
+            return -1;
+        }
+        f = fopen(cfg->token_secret_file, "r");
+        n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+        if (f == NULL || ferror(f) || n == sizeof(buf)) {
+            snprintf(err, errlen, "--token-secret-file (CHAT_TOKEN_SECRET_FILE) \"%s\": %s",
+                     cfg->token_secret_file, f ? "unreadable or over 4KiB" : strerror(errno));
+            if (f)
+                fclose(f);
+            return -1;
+        }
+        fclose(f);
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+            n--;
+        cfg->token_secret = xstrndup(buf, n);
+        if (strlen(cfg->token_secret) != n) {
+            snprintf(err, errlen, "--token-secret-file (CHAT_TOKEN_SECRET_FILE) holds a NUL");
+            return -1;
+        }
+    }
+    if (cfg->token_secret && strlen(cfg->token_secret) < PROTO_JWT_SECRET_MIN) {
+        snprintf(err, errlen, "the token secret must be at least %d bytes (HS256)",
+                 PROTO_JWT_SECRET_MIN);
+        return -1;
+    }
+    return 0;
+}
+
 static int check(struct gw_config *cfg, char *err, size_t errlen)
 {
     struct stat st;
@@ -577,6 +641,8 @@ static int check(struct gw_config *cfg, char *err, size_t errlen)
                  "together");
         return -1;
     }
+    if (load_token_secret(cfg, err, errlen) < 0)
+        return -1;
     return check_durations(cfg, err, errlen);
 }
 

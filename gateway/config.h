@@ -55,6 +55,10 @@ struct gw_config {
     unsigned max_per_ip;      /* connections per client address; 0: no limit */
     unsigned handshake_rate;  /* WebSocket handshakes per second per address; 0: no limit */
     char *trusted_proxies;    /* CIDRs whose X-Forwarded-For is believed, or NULL */
+    char *token_secret;       /* HS256 key of connect tokens, or NULL: tokens off */
+    char *token_secret_file;  /* where token_secret was read from, or NULL */
+    int token_optional;       /* 1: /ws admits clients without a token, as guests */
+    unsigned token_leeway_ms; /* clock skew allowed on a token's exp and nbf */
 };
 
 /* Outcome of gw_config_load besides errors. */

@@ -31,6 +31,7 @@
 #include "gateway/tls.h"
 #include "gateway/util.h"
 #include "gateway/ws.h"
+#include "proto/jwt.h"
 
 enum conn_mode {
     CONN_HTTP = 0, /* reading requests */
@@ -55,6 +56,7 @@ struct gw_conn {
     struct bufferevent *bev;
     struct event *timer;
     enum timer_kind timer_kind;
+    struct event *expiry; /* a connect token's end, for sessions that have one */
     enum conn_mode mode;
     struct gw_http_parser *http; /* CONN_HTTP only */
     struct gw_ws *ws;            /* CONN_WS onwards */
@@ -211,6 +213,9 @@ static void conn_free(struct gw_conn *conn)
     conn->http = NULL;
     event_free(conn->timer);
     conn->timer = NULL;
+    if (conn->expiry)
+        event_free(conn->expiry);
+    conn->expiry = NULL;
     bufferevent_free(conn->bev);
     conn->bev = NULL;
     free(conn);
@@ -426,7 +431,39 @@ static void on_session_closed(void *arg)
     leave(conn);
 }
 
-static void start_chat(struct gw_conn *conn)
+/* The session's connect token ran out: the client must come back with a fresh one. */
+static void on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *conn = arg;
+
+    (void)fd;
+    (void)what;
+    enter(conn);
+    if (conn->mode == CONN_WS && gw_ws_state(conn->ws) == GW_WS_OPEN) {
+        conn->srv->stats->tokens_expired++;
+        LOG_INFO("conn=%" PRIu64 " peer=%s connect token expired", conn->id, conn->peer);
+        gw_ws_close(conn->ws, GW_WS_TOKEN_EXPIRED, "token expired");
+        ws_apply_state(conn, gw_ws_state(conn->ws));
+    }
+    leave(conn);
+}
+
+/* Close the session when its token expires (exp plus the leeway, from the wall clock). */
+static void arm_expiry(struct gw_conn *conn, int64_t exp)
+{
+    int64_t end_ms = (exp + conn->srv->cfg->token_leeway_ms / 1000) * 1000;
+    int64_t left_ms = end_ms - (int64_t)gw_util_wall_ms();
+    struct timeval tv;
+
+    if (left_ms < 0)
+        left_ms = 0;
+    tv.tv_sec = (time_t)(left_ms / 1000);
+    tv.tv_usec = (suseconds_t)(left_ms % 1000) * 1000;
+    conn->expiry = evtimer_new(bufferevent_get_base(conn->bev), on_expiry, conn);
+    evtimer_add(conn->expiry, &tv);
+}
+
+static void start_chat(struct gw_conn *conn, struct proto_jwt_claims *auth)
 {
     struct gw_session_io io = {
         .ws = conn->ws,
@@ -438,7 +475,9 @@ static void start_chat(struct gw_conn *conn)
         .arg = conn,
     };
 
-    conn->session = gw_session_new(conn->srv->rooms, conn->srv->cfg, &io);
+    if (auth)
+        arm_expiry(conn, auth->exp);
+    conn->session = gw_session_new(conn->srv->rooms, conn->srv->cfg, &io, auth);
 }
 
 /* Behind a trusted proxy, the client is the one X-Forwarded-For names: count it there. */
@@ -488,9 +527,17 @@ static void upgrade(struct gw_conn *conn, const struct gw_http_request *req, int
 {
     struct evbuffer *out = bufferevent_get_output(conn->bev);
     struct gw_handshake hs;
+    struct proto_jwt_claims claims;
+    int authed = 0;
 
     gw_handshake_check(conn->srv->cfg, req, &hs);
     check_limits(conn, req, &hs);
+    if (hs.status == 101 && chat) {
+        authed = gw_handshake_authenticate(conn->srv->cfg, req, (int64_t)(gw_util_wall_ms() / 1000),
+                                           &hs, &claims);
+        if (authed < 0)
+            conn->srv->stats->tokens_rejected++;
+    }
     if (hs.status != 101) {
         conn->srv->stats->handshake_fails++;
         LOG_INFO("conn=%" PRIu64 " peer=%s handshake refused status=%d reason=\"%s\"", conn->id,
@@ -511,7 +558,8 @@ static void upgrade(struct gw_conn *conn, const struct gw_http_request *req, int
         on_output(out, &(struct evbuffer_cb_info){.n_added = 1}, conn); /* the 101 itself */
     }
     if (chat)
-        start_chat(conn);
+        start_chat(conn, authed > 0 ? &claims : NULL);
+
     conn->srv->stats->ws_open++;
     conn->srv->stats->ws_total++;
     if (conn->srv->cfg->ping_interval_ms)

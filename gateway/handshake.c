@@ -3,14 +3,19 @@
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <http_parser.h>
 #include <openssl/evp.h>
 
 #include "gateway/config.h"
 #include "gateway/http.h"
 #include "gateway/util.h"
+#include "proto/jwt.h"
+#include "proto/xalloc.h"
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -150,6 +155,104 @@ void gw_handshake_check(const struct gw_config *cfg, const struct gw_http_reques
                 hs->subprotocol = gw_handshake_select_subprotocol(one, h->value, h->value_len);
         }
     }
+    hs->subprotocol_len = hs->subprotocol ? strlen(hs->subprotocol) : 0;
+}
+
+/* ---- connect tokens ----------------------------------------------------------------------- */
+
+#define TOKEN_PROTOCOL_PREFIX "token."
+
+/* The query parameter access_token (RFC 6750 2.3) or token, percent-decoded by libevent;
+ * copied into a new string (free it), or NULL. */
+static char *query_token(const struct gw_http_request *req)
+{
+    struct evkeyvalq params;
+    const char *v;
+    char *q, *found = NULL;
+
+    if (req->query == NULL)
+        return NULL;
+    TAILQ_INIT(&params);
+    q = xstrndup(req->query, req->query_len);
+    if (evhttp_parse_query_str(q, &params) == 0) {
+        v = evhttp_find_header(&params, "access_token");
+        if (v == NULL)
+            v = evhttp_find_header(&params, "token");
+        if (v)
+            found = xstrdup(v);
+    }
+    evhttp_clear_headers(&params);
+    free(q);
+    return found;
+}
+
+/* Where the token is: *tok, *len borrowed from req, or *copy (a decoded query value). */
+static int find_token(const struct gw_http_request *req, struct gw_handshake *hs, const char **tok,
+                      size_t *len, char **copy)
+{
+    static const char bearer[] = "Bearer ";
+    const char *v, *p, *elem;
+    size_t vlen, elen;
+
+    *copy = NULL;
+    v = gw_http_header(req, "Authorization", &vlen, NULL);
+    if (v && vlen > sizeof(bearer) - 1 && strncasecmp(v, bearer, sizeof(bearer) - 1) == 0) {
+        *tok = v + sizeof(bearer) - 1;
+        *len = vlen - (sizeof(bearer) - 1);
+        return 1;
+    }
+    *copy = query_token(req);
+    if (*copy) {
+        *tok = *copy;
+        *len = strlen(*copy);
+        return 1;
+    }
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct gw_http_header *h = &req->headers[i];
+
+        if (!gw_util_is_ascii_caseeq(h->name, h->name_len, "Sec-WebSocket-Protocol"))
+            continue;
+        p = h->value;
+        while (gw_util_list_next(&p, h->value + h->value_len, &elem, &elen)) {
+            if (elen > sizeof(TOKEN_PROTOCOL_PREFIX) - 1 &&
+                memcmp(elem, TOKEN_PROTOCOL_PREFIX, sizeof(TOKEN_PROTOCOL_PREFIX) - 1) == 0) {
+                *tok = elem + sizeof(TOKEN_PROTOCOL_PREFIX) - 1;
+                *len = elen - (sizeof(TOKEN_PROTOCOL_PREFIX) - 1);
+                if (hs->subprotocol == NULL) {
+                    hs->subprotocol = elem;
+                    hs->subprotocol_len = elen;
+                }
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+int gw_handshake_authenticate(const struct gw_config *cfg, const struct gw_http_request *req,
+                              int64_t now, struct gw_handshake *hs, struct proto_jwt_claims *claims)
+{
+    const char *tok = NULL;
+    size_t len = 0;
+    char *copy;
+    int rc;
+
+    memset(claims, 0, sizeof(*claims));
+    if (cfg->token_secret == NULL)
+        return 0;
+    if (!find_token(req, hs, &tok, &len, &copy)) {
+        if (cfg->token_optional)
+            return 0;
+        return refuse(hs, 401, "a connect token is required");
+    }
+    rc = proto_jwt_verify(tok, len, (const uint8_t *)cfg->token_secret, strlen(cfg->token_secret),
+                          now, cfg->token_leeway_ms / 1000, claims);
+    free(copy);
+    if (rc != PROTO_JWT_OK) {
+        hs->bad_token = 1;
+        return refuse(hs, 401, proto_jwt_strerror(rc));
+    }
+    return 1;
 }
 
 void gw_handshake_write(const struct gw_handshake *hs, struct evbuffer *out)
@@ -157,9 +260,10 @@ void gw_handshake_write(const struct gw_handshake *hs, struct evbuffer *out)
     evbuffer_add_printf(out,
                         "HTTP/1.1 101 Switching Protocols\r\nServer: chatbroker\r\n"
                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                        "Sec-WebSocket-Accept: %s\r\n%s%s%s%s%s%s\r\n",
+                        "Sec-WebSocket-Accept: %s\r\n%s%.*s%s%s%s%s\r\n",
                         hs->accept, hs->subprotocol ? "Sec-WebSocket-Protocol: " : "",
-                        hs->subprotocol ? hs->subprotocol : "", hs->subprotocol ? "\r\n" : "",
+                        (int)hs->subprotocol_len, hs->subprotocol ? hs->subprotocol : "",
+                        hs->subprotocol ? "\r\n" : "",
                         hs->extensions[0] ? "Sec-WebSocket-Extensions: " : "", hs->extensions,
                         hs->extensions[0] ? "\r\n" : "");
 }
@@ -174,5 +278,10 @@ void gw_handshake_write_error(const struct gw_handshake *hs, struct evbuffer *ou
         extra = "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n";
     else if (hs->status == 405)
         extra = "Allow: GET\r\n";
+    else if (hs->status == 401 && hs->bad_token)
+        extra = "WWW-Authenticate: Bearer realm=\"chat\", error=\"invalid_token\"\r\n";
+    else if (hs->status == 401)
+        extra = "WWW-Authenticate: Bearer realm=\"chat\"\r\n";
+
     gw_http_respond(out, hs->status, extra, "text/plain; charset=utf-8", body, (size_t)n, 0, 0);
 }

@@ -8,11 +8,14 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "gateway/deflate.h"
 
 struct evbuffer;
 struct gw_config;
 struct gw_http_request;
+struct proto_jwt_claims;
 
 /* Length of a Sec-WebSocket-Accept value (base64 of a SHA-1) plus its NUL. */
 #define GW_HANDSHAKE_ACCEPT_LEN 29
@@ -20,9 +23,11 @@ struct gw_http_request;
 struct gw_handshake {
     int status;         /* 101 when the upgrade may go ahead, else the HTTP status */
     const char *reason; /* static; why the request was refused (for body and log) */
-    char accept[GW_HANDSHAKE_ACCEPT_LEN];     /* Sec-WebSocket-Accept, when status is 101 */
-    const char *subprotocol;                  /* chosen, borrowed from the configuration; or NULL */
-    struct gw_deflate_params deflate;         /* permessage-deflate, when negotiated */
+    char accept[GW_HANDSHAKE_ACCEPT_LEN]; /* Sec-WebSocket-Accept, when status is 101 */
+    const char *subprotocol; /* chosen, borrowed from the configuration or the request; or NULL */
+    size_t subprotocol_len;
+    int bad_token;                    /* 401 for a token that failed, not for a missing one */
+    struct gw_deflate_params deflate; /* permessage-deflate, when negotiated */
     char extensions[GW_DEFLATE_RESPONSE_MAX]; /* Sec-WebSocket-Extensions answer, or "" */
 };
 
@@ -30,7 +35,22 @@ struct gw_handshake {
 void gw_handshake_check(const struct gw_config *cfg, const struct gw_http_request *req,
                         struct gw_handshake *hs);
 
+/*
+ * Connect tokens, when cfg has a token secret: find req's token (an "Authorization: Bearer"
+ * header, the query's access_token or token parameter, or a Sec-WebSocket-Protocol entry
+ * "token.<jwt>", in that order) and verify it at Unix time now (seconds). Returns 1 with
+ * *claims filled (pair with proto_jwt_claims_clear); 0 when tokens are off, or there is no
+ * token and cfg admits guests; -1 with hs->status 401 and hs->reason set otherwise. A token
+ * sent as a subprotocol entry is chosen as the subprotocol when no configured one was
+ * (browsers fail a handshake whose answer names none of what they offered); hs then borrows
+ * from req until gw_handshake_write.
+ */
+int gw_handshake_authenticate(const struct gw_config *cfg, const struct gw_http_request *req,
+                              int64_t now, struct gw_handshake *hs,
+                              struct proto_jwt_claims *claims);
+
 /* Append the 101 Switching Protocols answer for a successful hs to out. */
+
 void gw_handshake_write(const struct gw_handshake *hs, struct evbuffer *out);
 
 /* Append the refusal for hs (status other than 101) to out: the status, a plain-text reason

@@ -130,6 +130,13 @@ static int on_headers_complete(http_parser *hp)
         return set_error(p, 400, "malformed request target");
     p->req.path = p->url + u.field_data[UF_PATH].off;
     p->req.path_len = u.field_data[UF_PATH].len;
+    p->req.query = NULL;
+    p->req.query_len = 0;
+    if (u.field_set & (1 << UF_QUERY)) {
+        p->req.query = p->url + u.field_data[UF_QUERY].off;
+        p->req.query_len = u.field_data[UF_QUERY].len;
+    }
+
     p->req.method = hp->method;
     p->req.major = hp->http_major;
     p->req.minor = hp->http_minor;

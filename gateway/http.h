@@ -33,6 +33,9 @@ struct gw_http_request {
     int upgrade;      /* 1 if the parser stopped at an Upgrade: the rest is not HTTP */
     const char *path; /* the URL's path, still percent-encoded */
     size_t path_len;
+    const char *query; /* after the '?', still percent-encoded; NULL when there is none */
+    size_t query_len;
+
     struct gw_http_header headers[GW_HTTP_MAX_HEADERS];
     size_t n_headers;
 };

@@ -100,6 +100,14 @@ static const struct series series[] = {
      "Connections and handshakes refused by --max-connections, --max-per-ip or "
      "--handshake-rate.",
      S(limit_rejects)},
+    {"chat_tokens_rejected_total", "counter",
+     "Chat upgrades refused (401) for a missing, malformed, forged or expired connect token.",
+     S(tokens_rejected)},
+    {"chat_tokens_expired_total", "counter",
+     "Chat sessions closed (4001) because their connect token expired.", S(tokens_expired)},
+    {"chat_forbidden_joins_total", "counter",
+     "Joins refused because the session's token does not list the room.", S(forbidden_joins)},
+
     {"chat_redis_ready", "gauge", "1 while both Redis links are up.", S(redis_ready)},
     {"chat_redis_up", "gauge", "1 while Redis is proven by probes (what /healthz says).",
      S(redis_healthy)},

@@ -18,28 +18,32 @@ struct gw_metrics;
 
 /* One worker's counters. Gauges say "now", the rest only grow. */
 struct gw_stats {
-    uint64_t pid;                  /* the worker process; 0 for a slot never used */
-    uint64_t conns_total;          /* connections accepted */
-    uint64_t conns_open;           /* gauge: connections open */
-    uint64_t ws_open;              /* gauge: WebSocket sessions open */
-    uint64_t ws_total;             /* WebSocket sessions opened */
-    uint64_t http_requests;        /* HTTP requests answered, upgrades included */
-    uint64_t handshake_fails;      /* upgrades refused */
-    uint64_t msgs_in;              /* WebSocket messages received */
-    uint64_t msgs_out;             /* WebSocket messages sent */
-    uint64_t bytes_in;             /* payload bytes of msgs_in */
-    uint64_t bytes_out;            /* payload bytes of msgs_out (echo) */
-    uint64_t slow_closes;          /* sessions closed for passing the output cap */
-    uint64_t ping_timeouts;        /* sessions closed for a missing pong */
-    uint64_t proto_errors;         /* sessions failed with 1002, 1007 or 1009 */
-    uint64_t chat_open;            /* gauge: chat sessions open */
-    uint64_t rooms;                /* gauge: rooms with a local member */
-    uint64_t fanout_frames;        /* room frames from Redis fanned out */
-    uint64_t deliveries;           /* frames appended to a chat client's output */
-    uint64_t dropped;              /* frames not delivered: the receiver was closing */
-    uint64_t chat_errors;          /* error replies sent to chat clients */
-    uint64_t rate_limited;         /* chat messages refused by the token bucket */
-    uint64_t limit_rejects;        /* connections or handshakes refused by a limit (503/429) */
+    uint64_t pid;             /* the worker process; 0 for a slot never used */
+    uint64_t conns_total;     /* connections accepted */
+    uint64_t conns_open;      /* gauge: connections open */
+    uint64_t ws_open;         /* gauge: WebSocket sessions open */
+    uint64_t ws_total;        /* WebSocket sessions opened */
+    uint64_t http_requests;   /* HTTP requests answered, upgrades included */
+    uint64_t handshake_fails; /* upgrades refused */
+    uint64_t msgs_in;         /* WebSocket messages received */
+    uint64_t msgs_out;        /* WebSocket messages sent */
+    uint64_t bytes_in;        /* payload bytes of msgs_in */
+    uint64_t bytes_out;       /* payload bytes of msgs_out (echo) */
+    uint64_t slow_closes;     /* sessions closed for passing the output cap */
+    uint64_t ping_timeouts;   /* sessions closed for a missing pong */
+    uint64_t proto_errors;    /* sessions failed with 1002, 1007 or 1009 */
+    uint64_t chat_open;       /* gauge: chat sessions open */
+    uint64_t rooms;           /* gauge: rooms with a local member */
+    uint64_t fanout_frames;   /* room frames from Redis fanned out */
+    uint64_t deliveries;      /* frames appended to a chat client's output */
+    uint64_t dropped;         /* frames not delivered: the receiver was closing */
+    uint64_t chat_errors;     /* error replies sent to chat clients */
+    uint64_t rate_limited;    /* chat messages refused by the token bucket */
+    uint64_t limit_rejects;   /* connections or handshakes refused by a limit (503/429) */
+    uint64_t tokens_rejected; /* chat upgrades refused for a missing or bad token (401) */
+    uint64_t tokens_expired;  /* sessions closed because their token expired (4001) */
+    uint64_t forbidden_joins; /* joins refused by a token's rooms claim */
+
     uint64_t redis_ready;          /* gauge: 1 while both Redis links are up */
     uint64_t redis_healthy;        /* gauge: 1 while Redis is proven by probes */
     uint64_t redis_published;      /* PUBLISH commands sent */

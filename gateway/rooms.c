@@ -45,6 +45,7 @@ struct gw_rooms {
     const struct gw_config *cfg;
     struct gw_stats *stats;
     struct gw_room *rooms;        /* uthash by name */
+    struct gw_room *users;        /* a user's local sessions, by user id; same shape as rooms */
     struct client_entry *clients; /* uthash by id */
     char msg_prefix[17];          /* random, so ids from different workers never meet */
     uint64_t msg_seq;
@@ -194,6 +195,17 @@ static void on_bus_message(void *arg, enum proto_channel_kind kind, const char *
             gw_session_deliver(e->session, f);
             gw_frame_unref(f);
         }
+    } else if (kind == PROTO_CHANNEL_USER) {
+        struct gw_room *user = NULL;
+        struct gw_member *m;
+
+        HASH_FIND(hh, rooms->users, name, name_len, user);
+        if (user) {
+            struct gw_frame *f = gw_frame_new(GW_FRAME_TEXT, payload, len);
+            TAILQ_FOREACH(m, &user->members, link)
+            gw_session_deliver(m->session, f);
+            gw_frame_unref(f);
+        }
     }
 }
 
@@ -280,7 +292,7 @@ void gw_rooms_free(struct gw_rooms *rooms)
 {
     if (rooms == NULL)
         return;
-    assert(rooms->rooms == NULL && rooms->clients == NULL);
+    assert(rooms->rooms == NULL && rooms->clients == NULL && rooms->users == NULL);
     gw_bus_free(rooms->bus);
     free(rooms);
 }
@@ -329,39 +341,67 @@ struct gw_session *gw_rooms_find_client(const struct gw_rooms *rooms, const char
     return e ? e->session : NULL;
 }
 
-struct gw_member *gw_rooms_join(struct gw_rooms *rooms, struct gw_session *s, const char *name)
+/* Add s to the list called name in table (rooms or users), creating the list and
+ * subscribing its channel of kind for its first member. */
+static struct gw_member *list_add(struct gw_rooms *rooms, struct gw_room **table,
+                                  enum proto_channel_kind kind, struct gw_session *s,
+                                  const char *name)
 {
     size_t len = strlen(name);
-    struct gw_room *room = find_room(rooms, name, len);
+    struct gw_room *room = NULL;
     struct gw_member *m = xcalloc(1, sizeof(*m));
 
+    HASH_FIND(hh, *table, name, len, room);
     if (room == NULL) {
         room = xcalloc(1, sizeof(*room));
         memcpy(room->name, name, len + 1);
         TAILQ_INIT(&room->members);
-        HASH_ADD(hh, rooms->rooms, name, len, room);
-        rooms->stats->rooms++;
+        HASH_ADD(hh, *table, name, len, room);
+        if (kind == PROTO_CHANNEL_ROOM)
+            rooms->stats->rooms++;
     }
     if (room->n_members++ == 0)
-        gw_bus_subscribe(rooms->bus, PROTO_CHANNEL_ROOM, room->name);
+        gw_bus_subscribe(rooms->bus, kind, room->name);
     m->room = room;
     m->session = s;
     TAILQ_INSERT_TAIL(&room->members, m, link);
     return m;
 }
 
-void gw_rooms_leave(struct gw_rooms *rooms, struct gw_member *m)
+static void list_remove(struct gw_rooms *rooms, struct gw_room **table,
+                        enum proto_channel_kind kind, struct gw_member *m)
 {
     struct gw_room *room = m->room;
 
     TAILQ_REMOVE(&room->members, m, link);
     free(m);
     if (--room->n_members == 0) {
-        gw_bus_unsubscribe(rooms->bus, PROTO_CHANNEL_ROOM, room->name);
-        HASH_DEL(rooms->rooms, room);
+        gw_bus_unsubscribe(rooms->bus, kind, room->name);
+        HASH_DEL(*table, room);
         free(room);
-        rooms->stats->rooms--;
+        if (kind == PROTO_CHANNEL_ROOM)
+            rooms->stats->rooms--;
     }
+}
+
+struct gw_member *gw_rooms_join(struct gw_rooms *rooms, struct gw_session *s, const char *name)
+{
+    return list_add(rooms, &rooms->rooms, PROTO_CHANNEL_ROOM, s, name);
+}
+
+void gw_rooms_leave(struct gw_rooms *rooms, struct gw_member *m)
+{
+    list_remove(rooms, &rooms->rooms, PROTO_CHANNEL_ROOM, m);
+}
+
+struct gw_member *gw_rooms_add_user(struct gw_rooms *rooms, struct gw_session *s, const char *user)
+{
+    return list_add(rooms, &rooms->users, PROTO_CHANNEL_USER, s, user);
+}
+
+void gw_rooms_remove_user(struct gw_rooms *rooms, struct gw_member *m)
+{
+    list_remove(rooms, &rooms->users, PROTO_CHANNEL_USER, m);
 }
 
 const char *gw_member_room(const struct gw_member *m)

@@ -62,7 +62,13 @@ struct gw_member *gw_rooms_join(struct gw_rooms *rooms, struct gw_session *s, co
 /* End membership m (freed); the room is unsubscribed once its last local member leaves. */
 void gw_rooms_leave(struct gw_rooms *rooms, struct gw_member *m);
 
+/* Add s to the sessions of user id user (a verified token's sub), subscribing the user's
+ * channel for the first; the membership is the directory's until gw_rooms_remove_user. */
+struct gw_member *gw_rooms_add_user(struct gw_rooms *rooms, struct gw_session *s, const char *user);
+void gw_rooms_remove_user(struct gw_rooms *rooms, struct gw_member *m);
+
 /* The room name of m (borrowed while m lives). */
+
 const char *gw_member_room(const struct gw_member *m);
 
 /* 1 if m's room subscription is confirmed, so traffic to it reaches m, else 0. */

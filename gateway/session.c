@@ -17,10 +17,17 @@
 #include "gateway/rooms.h"
 #include "gateway/util.h"
 #include "gateway/ws.h"
+#include "proto/jwt.h"
 #include "proto/proto.h"
 
 /* Error replies a flooding client gets: at most one per this many milliseconds. */
 #define SESSION_RATE_ERROR_MS 1000
+
+/* What a verified connect token gave a session; guests have none. */
+struct session_auth {
+    struct proto_jwt_claims claims;
+    struct gw_member *user; /* in the directory's list of the user's sessions */
+};
 
 struct gw_session {
     struct gw_rooms *rooms;
@@ -29,6 +36,7 @@ struct gw_session {
     char id[PROTO_ID_LEN + 1];
     char username[PROTO_USERNAME_MAX + 1];
     char *email;                /* "" until hello gives one: most sessions never do */
+    struct session_auth *auth;  /* NULL for a guest */
     struct gw_member **members; /* grows by doubling up to cfg->max_rooms */
     unsigned n_members, cap_members;
     double tokens;
@@ -68,7 +76,7 @@ static void send_error(struct gw_session *s, const char *code, const char *reaso
 
 static struct proto_sender sender(const struct gw_session *s)
 {
-    struct proto_sender who = {s->id, s->username, s->email};
+    struct proto_sender who = {s->id, s->username, s->email, s->auth ? s->auth->claims.sub : NULL};
 
     return who;
 }
@@ -125,6 +133,11 @@ static void join(struct gw_session *s, const char *room)
 
     if (find_member(s, room)) {
         send_error(s, "already_joined", "already in that room", room);
+        return;
+    }
+    if (s->auth && !proto_jwt_allows_room(&s->auth->claims, room)) {
+        s->io.stats->forbidden_joins++;
+        send_error(s, "forbidden", "your token does not allow that room", room);
         return;
     }
     if (s->n_members >= s->cfg->max_rooms) {
@@ -187,7 +200,8 @@ static int take_token(struct gw_session *s)
 struct direct_req {
     struct gw_rooms *rooms;
     char from[PROTO_ID_LEN + 1];
-    char to[PROTO_ID_LEN + 1];
+    char to[PROTO_USER_MAX + 1]; /* a client id, or a user id */
+    int to_user;
 };
 
 static void on_direct_published(void *arg, long long receivers)
@@ -197,7 +211,10 @@ static void on_direct_published(void *arg, long long receivers)
 
     /* Nobody subscribes to the target's channel: no such client is connected anywhere. */
     if (s && receivers == 0)
-        send_error(s, "unknown_target", "no client with that id is connected", req->to);
+        send_error(s, "unknown_target",
+                   req->to_user ? "no session of that user is connected"
+                                : "no client with that id is connected",
+                   req->to);
     else if (s && receivers < 0)
         send_error(s, "unavailable", "the message bus is unavailable; try again", req->to);
     free(req);
@@ -224,13 +241,19 @@ static void publish_chat(struct gw_session *s, const struct proto_msg *msg)
         rc = gw_bus_publish(bus, PROTO_CHANNEL_ROOM, msg->room, (const uint8_t *)json, len, NULL,
                             NULL);
     } else {
+        const char *to = msg->to_user[0] ? msg->to_user : msg->to;
+
         req = xmalloc(sizeof(*req));
         req->rooms = s->rooms;
         memcpy(req->from, s->id, sizeof(req->from));
-        memcpy(req->to, msg->to, sizeof(req->to));
-        json = proto_encode_direct(msg->to, id, &from, msg->text, msg->text_len, ts, &len);
-        rc = gw_bus_publish(bus, PROTO_CHANNEL_CLIENT, msg->to, (const uint8_t *)json, len,
-                            on_direct_published, req);
+        snprintf(req->to, sizeof(req->to), "%s", to);
+        req->to_user = msg->to_user[0] != '\0';
+        if (req->to_user)
+            json = proto_encode_direct_user(to, id, &from, msg->text, msg->text_len, ts, &len);
+        else
+            json = proto_encode_direct(to, id, &from, msg->text, msg->text_len, ts, &len);
+        rc = gw_bus_publish(bus, req->to_user ? PROTO_CHANNEL_USER : PROTO_CHANNEL_CLIENT, to,
+                            (const uint8_t *)json, len, on_direct_published, req);
     }
     proto_free(json);
     if (rc < 0) {
@@ -317,7 +340,7 @@ static void new_client_id(char out[PROTO_ID_LEN + 1])
 }
 
 struct gw_session *gw_session_new(struct gw_rooms *rooms, const struct gw_config *cfg,
-                                  const struct gw_session_io *io)
+                                  const struct gw_session_io *io, struct proto_jwt_claims *auth)
 {
     struct gw_session *s = xcalloc(1, sizeof(*s));
 
@@ -330,11 +353,22 @@ struct gw_session *gw_session_new(struct gw_rooms *rooms, const struct gw_config
     new_client_id(s->id);
     snprintf(s->username, sizeof(s->username), "guest-%.6s", s->id);
     s->io.stats->chat_open++;
+    if (auth) {
+        s->auth = xcalloc(1, sizeof(*s->auth));
+        s->auth->claims = *auth;
+        memset(auth, 0, sizeof(*auth));
+        snprintf(s->username, sizeof(s->username), "%s",
+                 s->auth->claims.name[0] ? s->auth->claims.name : s->auth->claims.sub);
+        /* Before the client channel: Redis confirms in order, so the user's direct messages
+         * reach the session from its welcome on. */
+        s->auth->user = gw_rooms_add_user(rooms, s, s->auth->claims.sub);
+    }
     /* The client channel is subscribed before the lobby, so its confirmation (the welcome)
      * comes first and the lobby's traffic after it. */
     if (gw_rooms_add_client(rooms, s, s->id) < 0)
         gw_session_welcome(s);
-    join(s, PROTO_DEFAULT_ROOM);
+    if (s->auth == NULL || proto_jwt_allows_room(&s->auth->claims, PROTO_DEFAULT_ROOM))
+        join(s, PROTO_DEFAULT_ROOM);
     return s;
 }
 
@@ -345,6 +379,11 @@ void gw_session_free(struct gw_session *s)
     while (s->n_members > 0)
         leave_slot(s, &s->members[0], 0);
     gw_rooms_remove_client(s->rooms, s, s->id);
+    if (s->auth) {
+        gw_rooms_remove_user(s->rooms, s->auth->user);
+        proto_jwt_claims_clear(&s->auth->claims);
+        free(s->auth);
+    }
     s->io.stats->chat_open--;
     free(s->members);
     set_email(s, "");
@@ -362,7 +401,9 @@ void gw_session_welcome(struct gw_session *s)
     s->welcomed = 1;
     for (unsigned i = 0; i < s->n_members && n < 64; i++)
         names[n++] = gw_member_room(s->members[i]);
-    json = proto_encode_welcome(s->id, gw_rooms_gateway_id(s->rooms), names, n, &len);
+    json = proto_encode_welcome(s->id, s->auth ? s->auth->claims.sub : NULL,
+                                gw_rooms_gateway_id(s->rooms), names, n, &len);
+
     send_json(s, json, len);
     for (unsigned i = 0; i < s->n_members; i++)
         announce(s, s->members[i]);

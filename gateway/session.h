@@ -20,6 +20,7 @@ struct gw_rooms;
 struct gw_session;
 struct gw_stats;
 struct gw_ws;
+struct proto_jwt_claims;
 
 /* How a session reaches its connection; all borrowed for the session's lifetime. */
 struct gw_session_io {
@@ -34,10 +35,12 @@ struct gw_session_io {
     void *arg;
 };
 
-/* Start a session in the room "lobby": it gets its welcome once Redis confirmed its client
- * channel (at once when Redis is down). Returns the session, owned by the caller. */
+/* Start a session in the room "lobby" (unless its token's rooms claim leaves it out): it gets
+ * its welcome once Redis confirmed its client channel (at once when Redis is down). auth is
+ * the verified connect token, whose contents the session takes (*auth is left empty), or
+ * NULL for a guest. Returns the session, owned by the caller. */
 struct gw_session *gw_session_new(struct gw_rooms *rooms, const struct gw_config *cfg,
-                                  const struct gw_session_io *io);
+                                  const struct gw_session_io *io, struct proto_jwt_claims *auth);
 
 /* Leave every room (presence "leave" published), forget the client id, free. NULL does
  * nothing. */

@@ -24,6 +24,8 @@ enum gw_ws_code {
     GW_WS_TOO_BIG = 1009,
     GW_WS_INTERNAL = 1011,
     GW_WS_TRY_AGAIN = 1013,
+    GW_WS_TOKEN_EXPIRED = 4001, /* private: the session's connect token expired */
+
 };
 
 enum gw_ws_state {

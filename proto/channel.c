@@ -10,6 +10,8 @@ static const struct {
     {PROTO_CHANNEL_ROOM, "chat:room:"},
     {PROTO_CHANNEL_CLIENT, "chat:client:"},
     {PROTO_CHANNEL_HEALTH, "chat:health:"},
+    {PROTO_CHANNEL_USER, "chat:user:"},
+
 };
 
 size_t proto_channel_name(char *out, enum proto_channel_kind kind, const char *name)

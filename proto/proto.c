@@ -16,6 +16,7 @@ enum field_kind {
     FIELD_USERNAME,
     FIELD_EMAIL,
     FIELD_TEXT,
+    FIELD_USER,
 };
 
 struct field {
@@ -38,7 +39,10 @@ static const struct type_spec types[] = {
     {"join", PROTO_JOIN, {{"room", FIELD_ROOM, 1}, {NULL, 0, 0}}},
     {"leave", PROTO_LEAVE, {{"room", FIELD_ROOM, 1}, {NULL, 0, 0}}},
     {"message", PROTO_MESSAGE, {{"room", FIELD_ROOM, 1}, {"message", FIELD_TEXT, 1}, {NULL, 0, 0}}},
-    {"direct", PROTO_DIRECT, {{"to", FIELD_TARGET, 1}, {"message", FIELD_TEXT, 1}, {NULL, 0, 0}}},
+    /* "to" or "to_user": exactly one, checked after the fields */
+    {"direct",
+     PROTO_DIRECT,
+     {{"to", FIELD_TARGET, 0}, {"to_user", FIELD_USER, 0}, {"message", FIELD_TEXT, 1}}},
     {"who", PROTO_WHO, {{"room", FIELD_ROOM, 1}, {NULL, 0, 0}}},
 };
 
@@ -50,7 +54,8 @@ static const struct type_spec seed_spec = {
 };
 
 /* Keys whose repetition makes a message ambiguous, so it is refused. */
-static const char *const known_keys[] = {"type", "room", "to", "username", "email", "message"};
+static const char *const known_keys[] = {"type",     "room",  "to",     "to_user",
+                                         "username", "email", "message"};
 
 void proto_init(void *(*alloc)(size_t), void (*release)(void *))
 {
@@ -85,7 +90,14 @@ int proto_is_client_id(const char *id, size_t len)
     return 1;
 }
 
+int proto_is_user(const char *s, size_t len)
+{
+    return len > 0 && len <= PROTO_USER_MAX && !proto_has_control(s, len) &&
+           proto_utf8_is_valid((const uint8_t *)s, len);
+}
+
 int proto_has_control(const char *s, size_t len)
+
 {
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
@@ -106,6 +118,8 @@ static int check_value(enum field_kind kind, const char *s, size_t len, size_t t
         if (len > PROTO_USERNAME_MAX)
             return PROTO_ERR_TOO_LARGE;
         return len == 0 || proto_has_control(s, len) ? PROTO_ERR_TEXT : PROTO_OK;
+    case FIELD_USER:
+        return proto_is_user(s, len) ? PROTO_OK : PROTO_ERR_TARGET;
     case FIELD_EMAIL:
         if (len > PROTO_EMAIL_MAX)
             return PROTO_ERR_TOO_LARGE;
@@ -127,6 +141,9 @@ static void store(struct proto_msg *msg, enum field_kind kind, const char *s, si
         break;
     case FIELD_USERNAME:
         memcpy(msg->username, s, len + 1);
+        break;
+    case FIELD_USER:
+        memcpy(msg->to_user, s, len + 1);
         break;
     case FIELD_EMAIL:
         memcpy(msg->email, s, len + 1);
@@ -215,6 +232,8 @@ int proto_decode_client(const uint8_t *buf, size_t len, size_t text_max, struct 
         rc = pick_spec(root, &spec);
     if (rc == PROTO_OK)
         rc = decode_fields(root, spec, text_max, msg);
+    if (rc == PROTO_OK && spec->type == PROTO_DIRECT && !msg->to[0] == !msg->to_user[0])
+        rc = msg->to[0] ? PROTO_ERR_TARGET : PROTO_ERR_MISSING;
     if (rc == PROTO_OK) {
         msg->type = spec->type;
         if (spec == &seed_spec) {
@@ -274,7 +293,7 @@ const char *proto_strerror(int err)
     case PROTO_ERR_ROOM:
         return "room names are 1 to 64 of A-Z a-z 0-9 _ . : -";
     case PROTO_ERR_TARGET:
-        return "\"to\" must be a client id (32 hex digits)";
+        return "\"to\" must be a client id (32 hex digits), or \"to_user\" a user id, not both";
     case PROTO_ERR_TOO_LARGE:
         return "a field is over its size limit";
     case PROTO_ERR_TEXT:
@@ -288,19 +307,23 @@ const char *proto_strerror(int err)
 static void add_sender(cJSON *obj, const char *key, const struct proto_sender *s)
 {
     cJSON_AddStringToObject(obj, key, s->id);
+    if (s->user && s->user[0])
+        cJSON_AddStringToObject(obj, "user", s->user);
     cJSON_AddStringToObject(obj, "username", s->username);
     if (s->email && s->email[0])
         cJSON_AddStringToObject(obj, "email", s->email);
 }
 
-char *proto_encode_welcome(const char *id, const char *gateway, const char *const *rooms,
-                           size_t n_rooms, size_t *len)
+char *proto_encode_welcome(const char *id, const char *user, const char *gateway,
+                           const char *const *rooms, size_t n_rooms, size_t *len)
 {
     cJSON *obj = cJSON_CreateObject();
     cJSON *list = cJSON_CreateArray();
 
     cJSON_AddStringToObject(obj, "type", "welcome");
     cJSON_AddStringToObject(obj, "id", id);
+    if (user)
+        cJSON_AddStringToObject(obj, "user", user);
     cJSON_AddStringToObject(obj, "gateway", gateway);
     for (size_t i = 0; i < n_rooms; i++)
         cJSON_AddItemToArray(list, cJSON_CreateString(rooms[i]));
@@ -335,6 +358,14 @@ char *proto_encode_direct(const char *to, const char *msg_id, const struct proto
 {
     (void)text_len;
     return encode_chat("direct", "to", to, msg_id, from, text, ts_ms, len);
+}
+
+char *proto_encode_direct_user(const char *to_user, const char *msg_id,
+                               const struct proto_sender *from, const char *text, size_t text_len,
+                               uint64_t ts_ms, size_t *len)
+{
+    (void)text_len;
+    return encode_chat("direct", "to_user", to_user, msg_id, from, text, ts_ms, len);
 }
 
 char *proto_encode_presence(const char *room, const char *event, const struct proto_sender *who,

@@ -15,6 +15,7 @@
 #define PROTO_ROOM_MAX 64     /* room names: [A-Za-z0-9_.:-]{1,64} */
 #define PROTO_ID_LEN 32       /* client ids: 32 lower-case hex digits (128 bits) */
 #define PROTO_USERNAME_MAX 64 /* usernames: 1..64 bytes of UTF-8, no control characters */
+#define PROTO_USER_MAX 64     /* user ids (a token's "sub"): 1..64 bytes of UTF-8, no controls */
 #define PROTO_EMAIL_MAX 254   /* emails: up to 254 bytes, no control characters */
 #define PROTO_GATEWAY_MAX 64  /* gateway ids */
 #define PROTO_MSG_ID_MAX 40   /* message ids */
@@ -26,7 +27,7 @@ enum proto_type {
     PROTO_JOIN,      /* room */
     PROTO_LEAVE,     /* room */
     PROTO_MESSAGE,   /* room, text; username/email too in the seed format */
-    PROTO_DIRECT,    /* to, text */
+    PROTO_DIRECT,    /* to or to_user, text */
     PROTO_WHO,       /* room: who is in it, on every gateway */
 };
 
@@ -38,7 +39,7 @@ enum proto_err {
     PROTO_ERR_TYPE = -3,      /* unknown "type" */
     PROTO_ERR_MISSING = -4,   /* a required field is absent */
     PROTO_ERR_ROOM = -5,      /* room name outside [A-Za-z0-9_.:-]{1,64} */
-    PROTO_ERR_TARGET = -6,    /* "to" is not a client id */
+    PROTO_ERR_TARGET = -6,    /* "to" is not a client id, "to_user" not a user id, or both */
     PROTO_ERR_TOO_LARGE = -7, /* a field over its limit */
     PROTO_ERR_TEXT = -8,      /* NUL, control characters where banned, or invalid UTF-8 */
 };
@@ -48,7 +49,8 @@ enum proto_err {
 struct proto_msg {
     enum proto_type type;
     char room[PROTO_ROOM_MAX + 1];         /* join, leave, message */
-    char to[PROTO_ID_LEN + 1];             /* direct */
+    char to[PROTO_ID_LEN + 1];             /* direct to a client; "" when to_user is given */
+    char to_user[PROTO_USER_MAX + 1];      /* direct to every session of a user; or "" */
     char username[PROTO_USERNAME_MAX + 1]; /* hello, seed message; "" when absent */
     char email[PROTO_EMAIL_MAX + 1];       /* hello, seed message; "" when absent */
     int has_identity;                      /* a seed message carried username or email */
@@ -77,7 +79,12 @@ const char *proto_strerror(int err);
 /* 1 if name[0..len) is a valid room name, else 0. */
 int proto_is_room(const char *name, size_t len);
 
+/* 1 if s[0..len) is a valid user id (UTF-8, 1 to PROTO_USER_MAX bytes, no control
+ * characters), else 0. */
+int proto_is_user(const char *s, size_t len);
+
 /* 1 if id[0..len) is a valid client id (32 lower-case hex digits), else 0. */
+
 int proto_is_client_id(const char *id, size_t len);
 
 /* 1 if s[0..len) holds a control character banned from names (C0, including NUL, or DEL),
@@ -93,14 +100,21 @@ struct proto_sender {
     const char *id;       /* client id */
     const char *username; /* may be "" */
     const char *email;    /* may be "" (then omitted) */
+    const char *user;     /* user id from a verified connect token; NULL or "" (omitted) */
 };
 
-char *proto_encode_welcome(const char *id, const char *gateway, const char *const *rooms,
-                           size_t n_rooms, size_t *len);
+/* user: the session's verified user id, or NULL (then omitted). */
+char *proto_encode_welcome(const char *id, const char *user, const char *gateway,
+                           const char *const *rooms, size_t n_rooms, size_t *len);
 char *proto_encode_message(const char *room, const char *msg_id, const struct proto_sender *from,
                            const char *text, size_t text_len, uint64_t ts_ms, size_t *len);
 char *proto_encode_direct(const char *to, const char *msg_id, const struct proto_sender *from,
                           const char *text, size_t text_len, uint64_t ts_ms, size_t *len);
+/* A direct message to every session of user id to_user. */
+char *proto_encode_direct_user(const char *to_user, const char *msg_id,
+                               const struct proto_sender *from, const char *text, size_t text_len,
+                               uint64_t ts_ms, size_t *len);
+
 char *proto_encode_presence(const char *room, const char *event, const struct proto_sender *who,
                             size_t *len);
 /* code is a wire error code; reason a sentence (cut at PROTO_REASON_MAX); ref, if not NULL,

@@ -163,8 +163,8 @@ static void round_trip_room(const char *room)
 {
     const char *rooms[2] = {"lobby", room};
     size_t len;
-    cJSON *obj =
-        parse_encoded(proto_encode_welcome(CLIENT_ID, "gw-fuzz", rooms, 2, &len), len, "welcome");
+    cJSON *obj = parse_encoded(proto_encode_welcome(CLIENT_ID, NULL, "gw-fuzz", rooms, 2, &len),
+                               len, "welcome");
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, "rooms");
     const cJSON *second = cJSON_GetArrayItem(list, 1);
 
@@ -194,7 +194,7 @@ static void round_trip(const struct proto_msg *m)
 {
     /* The identity a session shows: its hello, or the seed format's own fields. */
     const struct proto_sender from = {CLIENT_ID, m->username[0] ? m->username : "guest-9732ef",
-                                      m->email};
+                                      m->email, NULL};
 
     switch (m->type) {
     case PROTO_MESSAGE:

@@ -28,6 +28,12 @@ GATEWAY_BIN = Path(os.environ.get("CHAT_GATEWAY_BIN",
 if not GATEWAY_BIN.is_absolute():
     GATEWAY_BIN = REPO_ROOT / GATEWAY_BIN
 
+
+def tool_path(var, name):
+    """A tool of the build: $var if set, else build/debug/<name>."""
+    p = Path(os.environ.get(var, str(REPO_ROOT / "build" / "debug" / name)))
+    return p if p.is_absolute() else REPO_ROOT / p
+
 SANITIZER_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",

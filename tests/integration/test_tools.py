@@ -29,14 +29,8 @@ from pathlib import Path
 import pytest
 
 from gwtest import (OP_CLOSE, OP_TEXT, REPO_ROOT, WS_GUID, WSError, child_env, free_port,
-                    sanitizer_report, ws_connect)
+                    sanitizer_report, tool_path, ws_connect)
 from redistest import REDIS_CLI, RedisServer
-
-
-def tool_path(var, name):
-    p = Path(os.environ.get(var, str(REPO_ROOT / "build" / "debug" / name)))
-    return p if p.is_absolute() else REPO_ROOT / p
-
 
 CHATCAT = tool_path("CHATCAT_BIN", "chatcat")
 CHAT_TAIL = tool_path("CHAT_TAIL_BIN", "chat-tail")

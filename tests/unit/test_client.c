@@ -112,7 +112,7 @@ static void test_decode_welcome(void **state)
     const char *rooms[] = {"lobby", "rust"};
     struct proto_server_msg m;
     size_t len;
-    char *j = proto_encode_welcome(ID_A, "gw-a-1", rooms, 2, &len);
+    char *j = proto_encode_welcome(ID_A, NULL, "gw-a-1", rooms, 2, &len);
 
     (void)state;
     assert_int_equal(proto_client_decode((const uint8_t *)j, len, &m), PROTO_OK);
@@ -129,8 +129,8 @@ static void test_decode_welcome(void **state)
 
 static void test_decode_message_and_direct(void **state)
 {
-    struct proto_sender from = {ID_A, "ann", "ann@example.org"};
-    struct proto_sender guest = {ID_B, "guest-fedcba", ""};
+    struct proto_sender from = {ID_A, "ann", "ann@example.org", NULL};
+    struct proto_sender guest = {ID_B, "guest-fedcba", "", NULL};
     struct proto_server_msg m;
     size_t len;
     char *j;
@@ -167,7 +167,7 @@ static void test_decode_message_and_direct(void **state)
 
 static void test_decode_presence_and_members(void **state)
 {
-    struct proto_sender who[] = {{ID_A, "ann", "a@b.c"}, {ID_B, "bob", ""}};
+    struct proto_sender who[] = {{ID_A, "ann", "a@b.c", NULL}, {ID_B, "bob", "", NULL}};
     struct proto_server_msg m;
     size_t len;
     char *j;

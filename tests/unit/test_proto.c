@@ -303,8 +303,8 @@ static const char *str(const cJSON *obj, const char *key)
 
 static void test_encode_roundtrip(void **state)
 {
-    struct proto_sender from = {"0123456789abcdef0123456789abcdef", "ann \"<b>\"", "a@b"};
-    struct proto_sender anon = {"0123456789abcdef0123456789abcdef", "g", ""};
+    struct proto_sender from = {"0123456789abcdef0123456789abcdef", "ann \"<b>\"", "a@b", NULL};
+    struct proto_sender anon = {"0123456789abcdef0123456789abcdef", "g", "", NULL};
     const char *rooms[] = {"lobby", "x"};
     size_t len;
     char *json;
@@ -330,7 +330,7 @@ static void test_encode_roundtrip(void **state)
     cJSON_Delete(obj);
     proto_free(json);
 
-    json = proto_encode_welcome(from.id, "gw-1", rooms, 2, &len);
+    json = proto_encode_welcome(from.id, NULL, "gw-1", rooms, 2, &len);
     obj = parse(json, len);
     assert_string_equal(str(obj, "gateway"), "gw-1");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(obj, "rooms")), 2);
@@ -354,8 +354,8 @@ static void test_encode_roundtrip(void **state)
 
 static void test_who(void **state)
 {
-    struct proto_sender m[2] = {{"0123456789abcdef0123456789abcdef", "a", "a@x"},
-                                {"fedcba9876543210fedcba9876543210", "b", ""}};
+    struct proto_sender m[2] = {{"0123456789abcdef0123456789abcdef", "a", "a@x", NULL},
+                                {"fedcba9876543210fedcba9876543210", "b", "", NULL}};
     char room[PROTO_ROOM_MAX + 1], to[PROTO_ID_LEN + 1];
     struct proto_msg msg;
     size_t len;
