@@ -112,7 +112,19 @@ const state = {
   welcomed: 0,            // welcomes received (more than one: a reconnect)
 };
 
-const socket = new ChatSocket(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`);
+// A connect token, for a gateway started with --token-secret, comes in the page's address
+// (#token=… keeps it out of every server's logs; ?token=… works too). It goes to the gateway
+// as a Sec-WebSocket-Protocol entry, and leaves the address bar so it is not bookmarked.
+function takePageToken() {
+  const from = (params) => new URLSearchParams(params).get("token") || "";
+  const token = from(location.hash.slice(1)) || from(location.search);
+  if (token) history.replaceState(null, "", location.pathname);
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token) ? token : "";
+}
+
+const pageToken = takePageToken();
+const socket = new ChatSocket(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`,
+  { protocols: pageToken ? [`token.${pageToken}`] : [] });
 
 // Read-only handle for people debugging from the console (and for the browser tests).
 Object.defineProperty(window, "chatbroker", { value: Object.freeze({ state, socket }) });

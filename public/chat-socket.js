@@ -6,9 +6,11 @@
 // moment to send hello), "frame" (one parsed server frame), "close" {code, reason}.
 
 export class ChatSocket extends EventTarget {
-  constructor(url, { baseDelay = 500, maxDelay = 15000, welcomeTimeout = 10000 } = {}) {
+  constructor(url, { baseDelay = 500, maxDelay = 15000, welcomeTimeout = 10000,
+                     protocols = [] } = {}) {
     super();
     this.url = url;
+    this.protocols = protocols; // e.g. ["token.<jwt>"]: a connect token for the gateway
     this.baseDelay = baseDelay;
     this.maxDelay = maxDelay;
     this.welcomeTimeout = welcomeTimeout;
@@ -69,7 +71,8 @@ export class ChatSocket extends EventTarget {
     this.setState(this.everOnline || this.attempt > 0 ? "reconnecting" : "connecting");
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = this.protocols.length ? new WebSocket(this.url, this.protocols)
+                                 : new WebSocket(this.url);
     } catch (err) {
       this.scheduleRetry();
       return;

@@ -142,10 +142,11 @@ def open_page(request, cluster, out_dir):
                     "apt-get install python3-selenium, or `make deps`", pytrace=False)
     browsers, pages = [], []
 
-    def factory(gateway, name, email="", join=True, width=1280, height=800, mobile=False):
+    def factory(gateway, name, email="", join=True, width=1280, height=800, mobile=False,
+                path=""):
         browser = Browser(out_dir / "logs", width=width, height=height, mobile=mobile)
         browsers.append(browser)
-        page = ChatPage(browser, f"http://127.0.0.1:{gateway.port}/", name)
+        page = ChatPage(browser, f"http://127.0.0.1:{gateway.port}/{path}", name)
         pages.append(page)
         page.open()
         if join:

@@ -8,6 +8,9 @@ screenshot of a conversation for people to look at.
 """
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import re
 import shutil
@@ -17,6 +20,7 @@ from pathlib import Path
 import websockets
 
 from chatpage import By, Keys
+from gwtest import Gateway
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -390,3 +394,41 @@ def test_screenshot_of_a_conversation(open_page, cluster):
     time.sleep(0.3)
     ada.screenshot(OUT / "conversation-dark.png")
     assert (HERE / "screenshot.png").stat().st_size > 10000
+
+
+# ---------------------------------------------------------------------------------------------
+# connect tokens
+
+
+def _token(secret, sub, ttl=3600):
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    signing = (b64(b'{"alg":"HS256","typ":"JWT"}') + "."
+               + b64(json.dumps({"sub": sub, "exp": int(time.time()) + ttl}).encode()))
+    return signing + "." + b64(hmac.new(secret.encode(), signing.encode(),
+                                        hashlib.sha256).digest())
+
+
+def test_connect_token_from_the_address(open_page, cluster, tmp_path, uniq):
+    """A gateway that wants tokens: the page takes #token= from its address, offers it as a
+    subprotocol entry, and clears it from the address bar; a forged token never gets on."""
+    secret = "browser-test-secret-0123456789abcdef"
+    g = Gateway(tmp_path / "gw-tok", args=["--token-secret", secret, "--gateway-id", "gw-tok",
+                                           "--close-timeout", "1s", "--drain-timeout", "2s"],
+                public_dir=PUBLIC, name="gw-tok", redis_url=cluster.redis.url)
+    g.start()
+    try:
+        token = _token(secret, f"ada-{uniq}")
+        page = open_page(g, f"Ada {uniq}", path=f"#token={token}")
+        assert page.gateway() == "gw-tok"
+        assert page.js("return location.hash + location.search") == ""
+        assert page.js("return window.chatbroker.socket.ws.protocol") == f"token.{token}"
+        eve = open_page(g, f"Eve {uniq}", join=False,
+                        path="#token=" + _token("another-secret-0123456789abcdefgh", "eve"))
+        eve.join(f"Eve {uniq}", wait_online=False)
+        time.sleep(2)
+        assert eve.state() != "online"
+        assert "401" in g.log_text() and "token signature does not match" in g.log_text()
+    finally:
+        problems = g.stop(timeout=10)
+    assert not problems, problems
