@@ -149,10 +149,10 @@ cluster: build/debug/chat-gateway
 cluster-native: build/debug/chat-gateway
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/cluster/test_native.py
 
-# haproxy and debootstrap always; Docker and compose only where no docker command exists
-# (docker-ce's packages conflict with Debian's docker.io), and compose where neither
-# `docker compose` nor `docker-compose` works.
-DEPS_CLUSTER := haproxy debootstrap
+# haproxy, debootstrap and openssl (certificates for the TLS tests) always; Docker and
+# compose only where no docker command exists (docker-ce's packages conflict with Debian's
+# docker.io), and compose where neither `docker compose` nor `docker-compose` works.
+DEPS_CLUSTER := haproxy debootstrap openssl
 
 deps-cluster:
 	$(call install_missing,$(DEPS_CLUSTER))

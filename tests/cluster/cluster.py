@@ -4,6 +4,9 @@
 - HAProxy: its stats CSV, and a native haproxy process on the repository's own
   gateway/haproxy/haproxy.cfg plus a servers file (compose pairs the same file with
   servers-docker.cfg).
+- TLS: a certificate made with the openssl command for the test, HTTP requests over TLS
+  (gwtest's request writer and response reader on a TLS socket), chattest's ChatClient
+  over wss://.
 - Fleet: many chat members through HAProxy, each reconnecting and rejoining the test room
   whenever its session ends, a few of them sending numbered messages; check() says which
   member missed which message sent after it (re)joined.
@@ -19,13 +22,17 @@ import os
 import random
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
-from chattest import open_client
-from gwtest import HttpError, free_port, http_get
+import websockets
+
+from chattest import ChatClient, is_presence, open_client
+from gwtest import HttpConn, HttpError, build_request, free_port, http_get
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HAPROXY_DIR = REPO_ROOT / "gateway" / "haproxy"
@@ -172,13 +179,15 @@ class HAProxy:
     """A native haproxy on gateway/haproxy/haproxy.cfg plus a generated servers file.
 
     servers: [(name, "host:port")]. The address to bind and the stats address come through
-    the same environment variables compose's image uses (HAPROXY_BIND, HAPROXY_STATS_BIND).
+    the same environment variables compose's image uses (HAPROXY_BIND, HAPROXY_STATS_BIND);
+    env adds others (the TLS listener's HAPROXY_TLS_BIND, HAPROXY_TLS_CRT...).
     """
 
-    def __init__(self, workdir, servers):
+    def __init__(self, workdir, servers, env=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.servers = list(servers)
+        self.extra_env = dict(env or {})
         self.port = None
         self.stats_port = None
         self.proc = None
@@ -200,6 +209,7 @@ class HAProxy:
         env = dict(os.environ)
         env.update(HAPROXY_BIND=f"127.0.0.1:{self.port}",
                    HAPROXY_STATS_BIND=f"127.0.0.1:{self.stats_port}")
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout=10.0):
@@ -255,6 +265,86 @@ class HAProxy:
             return self.log_path.read_text("utf-8", "replace")[-n:]
         except OSError:
             return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS
+
+
+def make_cert(directory, name="localhost"):
+    """A self-signed RSA certificate for the DNS name `name` only (no IP address: a client
+    that checks names must ask for `name`), made with the openssl command.
+
+    Returns {"dir": a directory holding only site.pem, the chain and key in one file as
+    HAProxy loads it (what compose's CHAT_TLS_DIR names), "cert": the certificate alone,
+    what a client trusts}.
+    """
+    directory = Path(directory)
+    tls = directory / "tls"
+    tls.mkdir(parents=True, exist_ok=True)
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name}"],
+                   check=True, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    site = tls / "site.pem"
+    site.write_bytes(cert.read_bytes() + key.read_bytes())
+    site.chmod(0o600)  # as a key should be; compose's HAProxy copes with a root-only file
+    key.unlink()
+    return {"dir": tls, "cert": cert, "name": name}
+
+
+def trusting(cert):
+    """A client context that trusts exactly the certificate made by make_cert (not the
+    system's authorities: given a cafile, create_default_context loads nothing else), with
+    certificate and host name checks on."""
+    ctx = ssl.create_default_context(cafile=str(cert["cert"]))
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    return ctx
+
+
+def tls_conn(port, ctx, server_hostname, timeout=5.0):
+    """gwtest's HttpConn over TLS to 127.0.0.1:port; ssl.SSLError when the handshake fails.
+    .sock is the ssl.SSLSocket (version(), selected_alpn_protocol(), cipher())."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        sock = ctx.wrap_socket(raw, server_hostname=server_hostname)
+    except BaseException:
+        raw.close()
+        raise
+    return HttpConn(port, timeout=timeout, sock=sock)
+
+
+def https_get(port, path, ctx, server_hostname, headers=None, timeout=5.0):
+    """One GET over TLS, Host `server_hostname:port`; returns gwtest's Response with .tls =
+    (TLS version, ALPN protocol) of the connection."""
+    hdrs = list(headers or []) + [("Connection", "close")]
+    with tls_conn(port, ctx, server_hostname, timeout) as c:
+        c.send(build_request("GET", path, hdrs, host=f"{server_hostname}:{port}"))
+        r = c.read_response(timeout=timeout)
+        r.tls = (c.sock.version(), c.sock.selected_alpn_protocol())
+    return r
+
+
+async def open_tls_client(port, ctx, server_hostname, name="client", rooms=(), timeout=10.0):
+    """chattest's ChatClient on wss://server_hostname:port/ws, connected to 127.0.0.1 (open_client
+    speaks ws:// only). Like open_client: welcome first, our own presence in lobby, then each
+    of `rooms` joined."""
+    ws = await websockets.connect(f"wss://{server_hostname}:{port}/ws", ssl=ctx,
+                                  host="127.0.0.1", server_hostname=server_hostname,
+                                  ping_interval=None, open_timeout=timeout, close_timeout=2)
+    c = ChatClient(ws, name)
+    try:
+        c.welcome = await c.next(timeout, "welcome")
+        assert c.welcome.get("type") == "welcome", f"{name}: first frame {c.welcome}"
+        c.id = c.welcome.get("id")
+        await c.take(is_presence("lobby", "join", c.id), timeout, "own presence join of lobby")
+        for room in rooms:
+            await c.join(room, timeout)
+    except BaseException:
+        await c.close()
+        raise
+    return c
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 """The cluster in containers: `docker compose up -d --build --scale gateway=3` from the
 repository's compose.yaml itself (Debian's docker-compose v1 when the v2 plugin is absent),
 under a project name of its own, HAProxy published on free 127.0.0.1 ports through the
-variables compose.yaml reads (CHAT_HTTP_PORT, CHAT_STATS_PORT).
+variables compose.yaml reads (CHAT_HTTP_PORT, CHAT_HTTPS_PORT, CHAT_STATS_PORT), its TLS
+certificate made for the run and mounted through CHAT_TLS_DIR.
 
 The same 300-client fan-out as natively; a gateway container stopped (SIGTERM: drain, 1001)
 and one killed (SIGKILL); Redis paused (`docker pause`): every /healthz goes 503, HAProxy
 routes no new client anywhere, traffic resumes after `docker unpause`; one gateway cut off
 from Redis (`docker network disconnect`): its /healthz goes 503, HAProxy takes it out, new
 clients go elsewhere, traffic resumes after it is connected again; a rolling restart;
-/metrics of the gateways (read inside each container) add up.
+/metrics of the gateways (read inside each container) add up; wss:// and https:// through
+HAProxy's TLS listener, with a client that trusts exactly the run's certificate and checks
+the name, and clients that do not trust it refused; the HAProxy image given no certificate
+(a plain `docker compose up`): a self-signed one, or no start when that is turned off.
 
 Skipped, with the reason, only where no Docker engine answers. The base image
 debian:bookworm-slim is made with debootstrap when missing (no image can be pulled here) and
@@ -17,16 +21,18 @@ kept; the project is always removed with `down -v --remove-orphans`.
 
 import asyncio
 import os
+import ssl
 import time
 
 import pytest
 import websockets
 
 import dockerlib
-from chattest import open_client, run
+from chattest import is_direct, is_message, open_client, run
 from cluster import (Fleet, close_lags, describe_times, haproxy_backend, haproxy_servers,
-                     metrics_add_up, parse_metrics, report, servers_summary, total, wait_for)
-from gwtest import free_port
+                     https_get, make_cert, metrics_add_up, open_tls_client, parse_metrics,
+                     report, servers_summary, total, trusting, wait_for)
+from gwtest import free_port, http_get
 
 CLIENTS = 300
 SCALE = 3
@@ -37,10 +43,12 @@ DRAIN = 4.0
 class Stack:
     """The compose project and what the tests ask of it."""
 
-    def __init__(self, compose, http_port, stats_port):
+    def __init__(self, compose, http_port, stats_port, https_port, cert):
         self.compose = compose
         self.port = http_port
         self.stats_port = stats_port
+        self.https_port = https_port
+        self.cert = cert  # cluster.make_cert's: HAProxy serves it (CHAT_TLS_DIR)
 
     # -- containers --
 
@@ -49,6 +57,9 @@ class Stack:
 
     def redis_id(self):
         return self.compose.ids("redis")[0]
+
+    def haproxy_id(self):
+        return self.compose.ids("haproxy")[0]
 
     def info(self, cid):
         """(gateway id prefix, front IP, running, exit code) of a gateway container."""
@@ -144,9 +155,11 @@ def stack(tmp_path_factory):
                     "works (Debian: apt-get install docker-compose)", pytrace=False)
     log = lambda msg: report("compose", msg)  # noqa: E731
     base = dockerlib.ensure_base_image(log=log)
-    http_port, stats_port = free_port(), free_port()
+    cert = make_cert(tmp_path_factory.mktemp("tls"))
+    http_port, stats_port, https_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
     env.update(CHAT_HTTP_PORT=str(http_port), CHAT_STATS_PORT=str(stats_port),
+               CHAT_HTTPS_PORT=str(https_port), CHAT_TLS_DIR=str(cert["dir"]),
                CHAT_DRAIN_TIMEOUT=f"{DRAIN:g}s", CHAT_WORKERS=str(WORKERS),
                CHAT_STOP_GRACE="15s")
     project = f"chatcluster{os.getpid()}"
@@ -154,7 +167,7 @@ def stack(tmp_path_factory):
         log(f"removing the leftover project {stale} of a run that did not finish")
         dockerlib.Compose(dockerlib.REPO_ROOT, stale, env, command=cmd, log=log).down()
     compose = dockerlib.Compose(dockerlib.REPO_ROOT, project, env, command=cmd, log=log)
-    st = Stack(compose, http_port, stats_port)
+    st = Stack(compose, http_port, stats_port, https_port, cert)
     try:
         for attempt in range(3):
             try:
@@ -165,14 +178,15 @@ def stack(tmp_path_factory):
                 if "address already in use" not in str(e) or attempt == 2:
                     raise
                 compose.down()
-                st.port, st.stats_port = free_port(), free_port()
-                env.update(CHAT_HTTP_PORT=str(st.port), CHAT_STATS_PORT=str(st.stats_port))
+                st.port, st.stats_port, st.https_port = free_port(), free_port(), free_port()
+                env.update(CHAT_HTTP_PORT=str(st.port), CHAT_STATS_PORT=str(st.stats_port),
+                           CHAT_HTTPS_PORT=str(st.https_port))
                 compose.env = dict(env)
-        http_port, stats_port = st.port, st.stats_port
         ready = st.wait_all_up(60, "after compose up, every gateway UP in HAProxy")
         log(f"compose ({' '.join(cmd)}): project {project} up with --build --scale "
             f"gateway={SCALE} in {took:.1f}s (base image {base:.0f}s), HAProxy saw all UP "
-            f"{ready:.1f}s later; http 127.0.0.1:{http_port}, stats 127.0.0.1:{stats_port}")
+            f"{ready:.1f}s later; http 127.0.0.1:{st.port}, https 127.0.0.1:{st.https_port}, "
+            f"stats 127.0.0.1:{st.stats_port}")
         yield st
     except BaseException:
         print(compose.logs(100))
@@ -570,3 +584,128 @@ def test_compose_no_stale_publishes_after_a_partition(cluster):
 
     run(main(), 180)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS at HAProxy
+
+
+async def tls_refusal(stack, ctx, server_hostname):
+    """The exception a wss:// connection with this client context ends in (None: it opened)."""
+    try:
+        ws = await websockets.connect(f"wss://{server_hostname}:{stack.https_port}/ws",
+                                      ssl=ctx, host="127.0.0.1",
+                                      server_hostname=server_hostname, open_timeout=10)
+    except (ssl.SSLError, OSError, websockets.exceptions.InvalidHandshake) as e:
+        return e
+    await ws.close()
+    return None
+
+
+def test_compose_tls_wss_chat_and_https(cluster):
+    """wss:// through HAProxy's TLS listener to two different gateways: room and direct
+    messages both ways; the page and /healthz over https://; what a browser's Origin check
+    sees through TLS termination; clients that do not trust the certificate, or ask for
+    another name, refused."""
+    stack = cluster
+    name = stack.cert["name"]
+    ctx = trusting(stack.cert)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    room = "tls"
+
+    hz = https_get(stack.https_port, "/healthz", ctx, name)
+    assert (hz.status, hz.body) == (200, b"ok\n"), hz
+    assert hz.tls == ("TLSv1.3", "http/1.1"), hz.tls
+    page = https_get(stack.https_port, "/", ctx, name)
+    assert page.status == 200 and page.header("Content-Type").startswith("text/html"), page
+    assert page.body == http_get(stack.port, "/").body, "the page differs over https://"
+    assert https_get(stack.https_port, "/metrics", ctx, name).status == 404
+
+    async def main():
+        clients = []
+        try:
+            for k in range(2 * SCALE + 2):  # leastconn: open until one lands elsewhere
+                c = await open_tls_client(stack.https_port, ctx, name, name=f"t{k}",
+                                          rooms=[room])
+                clients.append(c)
+                if c.welcome["gateway"] != clients[0].welcome["gateway"]:
+                    break
+            a, b = clients[0], clients[-1]
+            assert a.welcome["gateway"] != b.welcome["gateway"], \
+                f"all {len(clients)} wss:// clients on one gateway"
+            for src, dst in ((a, b), (b, a)):
+                text = f"over tls from {src.name} on {src.welcome['gateway']}"
+                await src.say(room, text)
+                await dst.take(is_message(room, text, src.id), 10, f"{text!r} at {dst.name}")
+                await src.take(is_message(room, text, src.id), 10, "own message back")
+            await a.direct(b.id, "direct over tls")
+            await b.take(is_direct("direct over tls", a.id), 10, "the direct message")
+
+            # A browser on https://host:port sends that Origin; the gateway compares it
+            # with the Host HAProxy passed on unchanged.
+            url = f"wss://{name}:{stack.https_port}/ws"
+            ws = await websockets.connect(url, ssl=ctx, host="127.0.0.1", server_hostname=name,
+                                          origin=f"https://{name}:{stack.https_port}",
+                                          open_timeout=10)
+            await ws.close()
+            with pytest.raises(websockets.exceptions.InvalidStatusCode) as ei:
+                await websockets.connect(url, ssl=ctx, host="127.0.0.1", server_hostname=name,
+                                         origin="https://elsewhere.example", open_timeout=10)
+            assert ei.value.status_code == 403
+
+            untrusting = await tls_refusal(stack, ssl.create_default_context(), name)
+            wrong_name = await tls_refusal(stack, trusting(stack.cert), "127.0.0.1")
+            for what, e in (("the system's authorities", untrusting),
+                            ("the right certificate asked for 127.0.0.1", wrong_name)):
+                assert isinstance(e, ssl.SSLCertVerificationError), f"{what}: {e!r}"
+            return a, b, untrusting, wrong_name
+        finally:
+            await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+    a, b, untrusting, wrong_name = run(main(), 120)
+    logs = dockerlib.docker("logs", stack.haproxy_id(), check=False)
+    assert "with /etc/haproxy/tls/site.pem" in logs.stderr, logs.stderr[-2000:]
+    uid = dockerlib.exec_in(stack.haproxy_id(), "sh", "-c", "grep ^Uid: /proc/1/status")
+    assert uid.stdout.split()[1] != "0", f"haproxy runs as root: {uid.stdout}"
+    report("compose", f"TLS at HAProxy: https:// /healthz and the page ({hz.tls[0]}, ALPN "
+                      f"{hz.tls[1]}); wss:// chat between {a.welcome['gateway']} and "
+                      f"{b.welcome['gateway']}, room and direct, both ways; Origin of the "
+                      f"https:// page accepted, another refused 403; untrusting client "
+                      f"refused ({untrusting.verify_message}), wrong name refused "
+                      f"({wrong_name.verify_message})")
+
+
+def test_compose_haproxy_image_without_certificate(cluster):
+    """What a plain `docker compose up` gets (nothing in CHAT_TLS_DIR): the HAProxy image
+    makes a self-signed certificate for localhost, logs that it did, and serves TLS with it
+    as the user haproxy; with CHAT_TLS_SELF_SIGNED=0 it refuses to start instead."""
+    image = dockerlib.inspect(cluster.haproxy_id())["Image"]
+    name = f"{cluster.compose.project}-tls-default"
+    dockerlib.docker("run", "-d", "--rm", "--name", name, "--network", "none", image)
+    try:
+        def logged():
+            p = dockerlib.docker("logs", name, check=False)
+            return "self-signed certificate for localhost" in p.stderr and p.stderr
+        log = wait_for(logged, 30, "the entrypoint's word on a self-signed certificate")
+
+        def handshake():
+            p = dockerlib.exec_in(name, "openssl", "s_client", "-connect", "127.0.0.1:8443",
+                                  "-servername", "localhost", "-alpn", "http/1.1",
+                                  timeout=30, check=False)
+            return "subject=" in p.stdout and p.stdout
+        out = wait_for(handshake, 30, "a TLS handshake inside the container", interval=0.5)
+        assert "subject=CN = localhost" in out, out[-3000:]
+        assert "Verify return code: 18 (self-signed certificate)" in out, out[-3000:]
+        assert "ALPN protocol: http/1.1" in out, out[-3000:]
+        uid = dockerlib.exec_in(name, "sh", "-c", "grep ^Uid: /proc/1/status")
+        assert uid.stdout.split()[1] != "0", f"haproxy runs as root: {uid.stdout}"
+    finally:
+        dockerlib.docker("rm", "-f", name, check=False)
+    p = dockerlib.docker("run", "--rm", "--network", "none", "-e", "HAPROXY_TLS_SELF_SIGNED=0",
+                         image, timeout=60, check=False)
+    assert p.returncode == 1, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    assert "self-signed certificates are off" in p.stderr, p.stderr[-2000:]
+    warning = next(line for line in log.splitlines() if "self-signed" in line)
+    report("compose", f"HAProxy image without a certificate: {warning[:160]}...; served it "
+                      f"over TLS with ALPN http/1.1 as uid {uid.stdout.split()[1]}; with "
+                      f"CHAT_TLS_SELF_SIGNED=0 it exits 1")
