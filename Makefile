@@ -7,6 +7,7 @@
 #   make browser    the page's tests in headless Chromium (part of make test)
 #   make deps       install the Debian packages the project needs (root), or say which
 #   make bench      benchmark against peers, report in build/bench/
+#   make soak       long-uptime soak with faults (SOAK_MINUTES=20), report in build/soak/
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (fuzz-smoke: 5 s each, in make test)
 #   make format     rewrite sources with clang-format; format-check only checks
 #   make clean
@@ -49,7 +50,8 @@ DEPS_TEST := $(DEPS_RUN) libcmocka-dev python3 python3-pytest python3-websockets
 	fonts-noto-color-emoji
 
 .PHONY: all release debug run test deps deps-run deps-bench unit integration browser format \
-	format-check clean valgrind bench cluster cluster-native deps-cluster deps-docker
+	format-check clean valgrind bench cluster cluster-native deps-cluster deps-docker \
+	soak deps-soak
 .DEFAULT_GOAL := all
 
 all: release
@@ -186,6 +188,19 @@ bench: deps-bench
 
 deps-bench:
 	$(call install_missing,$(DEPS_RUN) python3-matplotlib linux-perf)
+
+# ---- soak (tests/soak/README.md) -----------------------------------------------------------
+
+# A bounded long-uptime run (not part of make test): a private redis-server, a release and a
+# sanitizer gateway, churning clients and scheduled Redis and gateway restarts; report and
+# plot in build/soak/. 20 minutes; SOAK_MINUTES=N for another length, SOAK_ARGS=--quick for
+# a 3-minute check.
+soak: deps-soak
+	@$(MAKE) --no-print-directory build/release/chat-gateway build/debug/chat-gateway
+	$(PYTHON) tests/soak/soak.py $(if $(SOAK_MINUTES),--minutes $(SOAK_MINUTES)) $(SOAK_ARGS)
+
+deps-soak:
+	$(call install_missing,$(DEPS_RUN) python3 python3-websockets python3-matplotlib)
 
 # ---- fuzzing (tests/fuzz/README.md): make fuzz FUZZ_SECONDS=N, make fuzz-smoke ----------
 
