@@ -17,6 +17,9 @@
 
 /* ---- base64url (RFC 4648 5, no padding), through OpenSSL's base64 ------------------------- */
 
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 static int is_b64url(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -51,6 +54,17 @@ static uint8_t *b64url_decode(const char *in, size_t len, size_t *out_len)
     *out_len = (size_t)n - pad; /* EVP_DecodeBlock counts the padding as zero bytes */
     out[*out_len] = '\0';
     return out;
+}
+
+/* 1 if in[0..len), base64url that b64url_decode took, is the canonical spelling (RFC 4648 3.5):
+ * the bits its last character has to spare are zero. EVP_DecodeBlock ignores them, so without
+ * this check one signature would have four spellings. */
+static int b64url_is_canonical(const char *in, size_t len)
+{
+    const char *at = strchr(b64url_alphabet, in[len - 1]);
+    unsigned spare = len % 4 == 2 ? 0x0f : len % 4 == 3 ? 0x03 : 0;
+
+    return at && ((unsigned)(at - b64url_alphabet) & spare) == 0;
 }
 
 /* Encode in[0..len) into out (room for 4 * ceil(len / 3) + 1); returns the length. */
@@ -212,7 +226,8 @@ int proto_jwt_verify(const char *token, size_t len, const uint8_t *key, size_t k
     sig = b64url_decode(dot2 + 1, (size_t)(end - dot2 - 1), &sig_len);
     if (sig == NULL)
         return PROTO_JWT_MALFORMED;
-    rc = sig_len == JWT_SIG_LEN && hs256(key, key_len, token, (size_t)(dot2 - token), want) == 0 &&
+    rc = sig_len == JWT_SIG_LEN && b64url_is_canonical(dot2 + 1, (size_t)(end - dot2 - 1)) &&
+                 hs256(key, key_len, token, (size_t)(dot2 - token), want) == 0 &&
                  CRYPTO_memcmp(want, sig, JWT_SIG_LEN) == 0
              ? PROTO_JWT_OK
              : PROTO_JWT_SIGNATURE;
