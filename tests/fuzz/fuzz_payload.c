@@ -151,7 +151,7 @@ static void dispatch(const char *channel, size_t channel_len, const uint8_t *pay
     size_t name_len = 0;
     int kind = proto_channel_parse(channel, channel_len, &name, &name_len);
 
-    FUZZ_CHECK(kind >= 0 && kind <= PROTO_CHANNEL_HEALTH);
+    FUZZ_CHECK(kind >= 0 && kind <= PROTO_CHANNEL_USER);
     if (kind == 0 || kind == PROTO_CHANNEL_HEALTH)
         return;
     FUZZ_CHECK(name >= channel && name + name_len == channel + channel_len && name_len > 0);

@@ -8,9 +8,9 @@
  * Input: byte 0 sets text_max (0..127 as is, above that (b - 127) * 128, up to 16 KiB); the
  * rest is the JSON text.
  *
- * Built with -DFUZZ_PROTO_STRICT_NUL it also checks that no input holding a raw NUL byte
- * decodes: cJSON takes one inside a string and the decoder cuts the string there, so
- * {"type":"join","room":"rust\0x"} joins "rust" (tests/fuzz/README.md, open findings).
+ * No input holding a raw NUL byte may decode: cJSON takes one inside a string, and a decoder
+ * that copied up to it once joined "rust" for {"type":"join","room":"rust\0x"}
+ * (crashes/fuzz_proto/raw-nul-in-room).
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -60,12 +60,16 @@ static void check_msg(const struct proto_msg *m, size_t text_max)
     FUZZ_CHECK(m->type >= PROTO_HELLO && m->type <= PROTO_WHO);
     check_string(m->room, sizeof(m->room));
     check_string(m->to, sizeof(m->to));
+    check_string(m->to_user, sizeof(m->to_user));
     check_string(m->username, sizeof(m->username));
     check_string(m->email, sizeof(m->email));
     FUZZ_CHECK(!has_room || proto_is_room(m->room, strlen(m->room)));
     FUZZ_CHECK(has_room || m->room[0] == '\0');
-    FUZZ_CHECK((m->type == PROTO_DIRECT) == (m->to[0] != '\0'));
+    /* A direct message names a client or a user, never both. */
+    FUZZ_CHECK((m->type == PROTO_DIRECT) == (m->to[0] != '\0' || m->to_user[0] != '\0'));
+    FUZZ_CHECK(m->to[0] == '\0' || m->to_user[0] == '\0');
     FUZZ_CHECK(m->to[0] == '\0' || proto_is_client_id(m->to, strlen(m->to)));
+    FUZZ_CHECK(m->to_user[0] == '\0' || proto_is_user(m->to_user, strlen(m->to_user)));
     FUZZ_CHECK(m->type != PROTO_HELLO || m->username[0] != '\0');
     FUZZ_CHECK(!has_control(m->username) && !has_control(m->email));
     FUZZ_CHECK(has_text == (m->text != NULL));
@@ -109,22 +113,31 @@ static cJSON *parse_encoded(char *json, size_t len, const char *type)
 static void check_sender(const cJSON *obj, const char *key, const struct proto_sender *s)
 {
     check_field(obj, key, s->id);
+    check_field(obj, "user", s->user && s->user[0] ? s->user : NULL);
     check_field(obj, "username", s->username);
     check_field(obj, "email", s->email[0] ? s->email : NULL);
 }
 
-/* A chat message or direct message, relayed as the gateway would. */
+/* A chat message or direct message (to a client or to a user), relayed as the gateway would. */
 static void round_trip_chat(const struct proto_msg *m, const struct proto_sender *from)
 {
-    int direct = m->type == PROTO_DIRECT;
+    int direct = m->type == PROTO_DIRECT, to_user = direct && m->to_user[0];
     size_t len;
-    char *json = direct
-                     ? proto_encode_direct(m->to, MSG_ID, from, m->text, m->text_len, TS, &len)
-                     : proto_encode_message(m->room, MSG_ID, from, m->text, m->text_len, TS, &len);
+    char *json =
+        to_user ? proto_encode_direct_user(m->to_user, MSG_ID, from, m->text, m->text_len, TS, &len)
+        : direct ? proto_encode_direct(m->to, MSG_ID, from, m->text, m->text_len, TS, &len)
+                 : proto_encode_message(m->room, MSG_ID, from, m->text, m->text_len, TS, &len);
     cJSON *obj = parse_encoded(json, len, direct ? "direct" : "message");
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(obj, "ts");
 
-    check_field(obj, direct ? "to" : "room", direct ? m->to : m->room);
+    check_field(obj,
+                to_user  ? "to_user"
+                : direct ? "to"
+                         : "room",
+                to_user  ? m->to_user
+                : direct ? m->to
+                         : m->room);
+    check_field(obj, to_user ? "to" : "to_user", NULL);
     check_field(obj, "id", MSG_ID);
     check_sender(obj, "from", from);
     check_field(obj, "message", m->text);
@@ -147,7 +160,7 @@ static void round_trip_presence(const char *room, const struct proto_sender *who
 static void round_trip_members(const char *room, const struct proto_sender *who)
 {
     size_t len;
-    const struct proto_sender list[2] = {*who, {CLIENT_ID, "guest-9732ef", ""}};
+    const struct proto_sender list[2] = {*who, {CLIENT_ID, "guest-9732ef", "", NULL}};
     char *json = proto_encode_members(room, "gw-fuzz", list, 2, &len);
     cJSON *obj = parse_encoded(json, len, "members");
     const cJSON *members = cJSON_GetObjectItemCaseSensitive(obj, "members");
@@ -192,9 +205,10 @@ static void round_trip_who(const char *room, const char *reply_to)
 
 static void round_trip(const struct proto_msg *m)
 {
-    /* The identity a session shows: its hello, or the seed format's own fields. */
+    /* The identity a session shows: its hello, or the seed format's own fields; a user id from
+     * the input (a direct's to_user) stands for a token's sub. */
     const struct proto_sender from = {CLIENT_ID, m->username[0] ? m->username : "guest-9732ef",
-                                      m->email, NULL};
+                                      m->email, m->to_user};
 
     switch (m->type) {
     case PROTO_MESSAGE:

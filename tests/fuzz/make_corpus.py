@@ -265,6 +265,8 @@ def proto_seeds():
         "leave": '{"type":"leave","room":"rust"}',
         "message": '{"type":"message","room":"lobby","message":"hi all"}',
         "direct": '{"type":"direct","to":"3f1c0a9e5b7d4e2f8a6c1b0d9e7f5a3c","message":"hi ann"}',
+        "direct_user": '{"type":"direct","to_user":"ann@example.org","message":"hi ann"}',
+        "direct_to_and_to_user": '{"type":"direct","to":"%s","to_user":"ann","message":"x"}' % CLIENT_ID,
         "who": '{"type":"who","room":"lobby"}',
         "seed_format": '{"email":"ann@example.org","username":"ann","message":"hello"}',
         "seed_format_bare": '{"message":"hello"}',
@@ -359,6 +361,7 @@ def payload_seeds():
     w("who_bad_reply_to", room, who.replace(CLIENT_ID.encode(), b"x" * 32))
     w("who_prefix_not_json", room, b'{"type":"who",' + b"\xff" * 8)
     w("direct", ("chat:client:" + OTHER_ID).encode(), direct)
+    w("direct_user", b"chat:user:ann@example.org", direct.replace(b'"to":"%s"' % OTHER_ID.encode(), b'"to_user":"ann"'))
     w("health", b"chat:health:gw-a-1234", b"17")
     w("other_room", b"chat:room:rust", msg)
     w("not_ours", b"news:today", msg)
