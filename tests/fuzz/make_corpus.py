@@ -7,6 +7,10 @@ compressed messages, the JSON examples of proto/PROTOCOL.md. The output is deter
 run it again after changing a target's input layout and commit the result.
 """
 
+import base64
+import hashlib
+import hmac
+import json
 import os
 import struct
 import sys
@@ -16,6 +20,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT_ID = "9732ef6e15be15dc2927e0cb599eb90d"
 OTHER_ID = "f92a50fb09516090690ebf65d6a1ca03"
 MASK = bytes([0x37, 0xFA, 0x21, 0x3D])
+# The key of connect tokens in fuzz_jwt, another key, and a time (Unix seconds).
+JWT_KEY = b"chatbroker-fuzz-key-0123456789abcdef"
+OTHER_KEY = b"chatbroker-fuzz-key-0123456789abcdeF"
+NOW = 1795241718
 
 
 def write(target, name, data):
@@ -30,6 +38,21 @@ def deflate_raw(data, wbits=15, final=False):
     c = zlib.compressobj(9, zlib.DEFLATED, -max(wbits, 9))
     out = c.compress(data) + c.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
     return out if final else out[:-4]
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(claims, header=None, key=JWT_KEY):
+    """A compact HS256 token; claims and header are dicts or JSON texts (str)."""
+    header = {"alg": "HS256", "typ": "JWT"} if header is None else header
+
+    def text(x):
+        return (x if isinstance(x, str) else json.dumps(x, separators=(",", ":"), ensure_ascii=False)).encode()
+
+    signing_input = b64url(text(header)) + "." + b64url(text(claims))
+    return signing_input + "." + b64url(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())
 
 
 # ---- fuzz_http: flags (head limit, config), chunk plan, stream ----------------------------
@@ -294,6 +317,53 @@ def proto_seeds():
     write("fuzz_proto", "raw_control_in_string", big + b'{"type":"message","room":"lobby","message":"a\x01\tb"}')
 
 
+# ---- fuzz_jwt: mode, now (5 bytes), leeway (2 bytes), room length and room, token or claims ----
+
+
+def jwt_seeds():
+    def w(name, data, mode=0, now=NOW, leeway=30, room=b"lobby"):
+        ctl = bytes([mode]) + now.to_bytes(5, "big") + struct.pack(">H", leeway) + bytes([len(room)]) + room
+        write("fuzz_jwt", name, ctl + (data.encode() if isinstance(data, str) else data))
+
+    full = {"sub": "ann", "name": "Ann B.", "exp": NOW + 3600, "nbf": NOW - 60, "rooms": ["lobby", "team-*"]}
+    w("valid", jwt({"sub": "ann", "exp": NOW + 3600}))
+    w("valid_all_claims", jwt(full), room=b"team-red")
+    w("valid_all_claims_room_refused", jwt(full), room=b"random")
+    w("valid_rooms_star", jwt({"sub": "bob", "exp": NOW + 60, "rooms": ["*"]}), room=b"any.room")
+    w("valid_rooms_empty", jwt({"sub": "bob", "exp": NOW + 60, "rooms": []}))
+    w("valid_no_typ_fractional_exp", jwt({"sub": "ann", "exp": NOW + 0.5}, header={"alg": "HS256"}))
+    w("valid_utf8_sub", jwt({"sub": "zoë@example.org", "exp": NOW + 60, "extra": {"x": [1, None]}}))
+    w("expired", jwt({"sub": "ann", "exp": NOW - 100}))
+    w("expired_within_leeway", jwt({"sub": "ann", "exp": NOW - 10}))
+    w("expired_huge_leeway", jwt({"sub": "ann", "exp": 0}), leeway=0xFFFF)
+    w("not_yet", jwt({"sub": "ann", "exp": NOW + 3600, "nbf": NOW + 100}))
+    w("missing_sub", jwt({"exp": NOW + 3600}))
+    w("sub_control", jwt('{"sub":"a\\u0007b","exp":%d}' % (NOW + 60)))
+    w("escaped_nul_in_sub", jwt('{"sub":"ann\\u0000root","exp":%d}' % (NOW + 60)))
+    w("raw_nul_in_sub", jwt('{"sub":"ann\u0000root","exp":%d}' % (NOW + 60)))
+    w("too_many_rooms", jwt({"sub": "ann", "exp": NOW + 60, "rooms": ["r%d" % i for i in range(65)]}))
+    w("bad_room_pattern", jwt({"sub": "ann", "exp": NOW + 60, "rooms": ["a*b"]}))
+    w("alg_none", b64url(b'{"alg":"none","typ":"JWT"}') + "." + b64url(b'{"sub":"ann","exp":9999999999}') + ".")
+    w("alg_hs512", jwt({"sub": "ann", "exp": NOW + 60}, header={"alg": "HS512", "typ": "JWT"}))
+    w("crit", jwt({"sub": "ann", "exp": NOW + 60}, header={"alg": "HS256", "crit": ["exp"]}))
+    w("typ_other", jwt({"sub": "ann", "exp": NOW + 60}, header={"alg": "HS256", "typ": "at+jwt"}))
+    w("other_key", jwt({"sub": "ann", "exp": NOW + 60}, key=OTHER_KEY))
+    w("padded_signature", jwt({"sub": "ann", "exp": NOW + 60}) + "=")
+    w("four_parts", jwt({"sub": "ann", "exp": NOW + 60}) + ".e30")
+    w("garbage", b"not a token at all \xff\x00 ..")
+    w("empty", b"")
+    # Sign mode: the claims text.
+    w("sign_full", json.dumps(full), mode=1, room=b"team-x")
+    w("sign_minimal_ws", ' {"sub":"a","exp":%d}\r\n' % (NOW + 1), mode=1)
+    w("sign_escaped_nul", '{"sub":"a\\u0000","exp":%d}' % (NOW + 1), mode=1)
+    w("sign_escaped_backslash_u0000", '{"sub":"a\\\\u0000","exp":%d}' % (NOW + 1), mode=1)
+    w("sign_raw_nul", b'{"sub":"a\x00b","exp":1795241719}', mode=1)
+    w("sign_invalid_utf8", b'{"sub":"caf\xc3","exp":1795241719}', mode=1)
+    w("sign_array", "[1,2]", mode=1)
+    w("sign_trailing", '{"sub":"a","exp":1} x', mode=1)
+    w("sign_long", json.dumps({"sub": "a", "exp": NOW, "pad": "x" * 3100}), mode=1)
+
+
 # ---- fuzz_deflate: flags, limit, split (2 bytes), data -------------------------------------------
 
 
@@ -377,6 +447,7 @@ def main():
     proto_seeds()
     deflate_seeds()
     payload_seeds()
+    jwt_seeds()
     return 0
 
 
