@@ -1,12 +1,13 @@
 /*
  * Fuzz target: the HTTP request path. The input is a byte stream from a client, cut into
  * the chunks the input chose, fed to gw_http_parser (each chunk in a buffer of its exact
- * size); every complete request goes through gw_handshake_check and the 101 or refusal
- * writer, gw_static_resolve against a public directory made for it in /tmp, and
+ * size); every complete request goes through gw_handshake_check, gw_handshake_authenticate
+ * when the check accepts it (tokens on in two configurations, at a fixed time), and the 101
+ * or refusal writer, gw_static_resolve against a public directory made for it in /tmp, and
  * gw_static_serve.
  *
- * Input: byte 0 picks the head limit (bits 0-2), the configuration (bits 3-4); then a chunk
- * plan (fuzz.h); the rest is the stream.
+ * Input: byte 0 picks the head limit (bits 0-2), the configuration (bits 3-5, mod 5); then a
+ * chunk plan (fuzz.h); the rest is the stream.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -26,22 +27,31 @@
 #include "gateway/http.h"
 #include "gateway/static.h"
 #include "gateway/util.h"
+#include "proto/jwt.h"
 
 /* Requests handled from one input, at most (pipelining is bounded by the input anyway). */
 #define MAX_REQUESTS 64
 
 static const size_t head_limits[8] = {8192, 8192, 1024, 256, 64, 16, 2, 1};
 
-/* Same-host origins; an allow-list without deflate; any origin. */
-#define N_CONFIGS 3
+/* Same-host origins; an allow-list without deflate; any origin; any origin with connect
+ * tokens required, then optional. */
+#define N_CONFIGS 5
 static struct gw_config configs[N_CONFIGS];
+
+/* The token key (make_corpus.py signs the seeds' tokens with it) and the time of every
+ * request, Unix seconds. */
+#define TOKEN_SECRET "chatbroker-fuzz-key-0123456789abcdef"
+#define NOW 1795241718
 
 /* The public directory (absolute, symlinks resolved) and the directory above it. */
 static char root[PATH_MAX], above[PATH_MAX];
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-static void load_config(struct gw_config *cfg, const char *origins, const char *deflate)
+/* tokens: NULL for none, else "required" or "optional" with TOKEN_SECRET. */
+static void load_config(struct gw_config *cfg, const char *origins, const char *deflate,
+                        const char *tokens)
 {
     /* -Wwrite-strings makes literals const; gw_config_load only reads argv. */
     char *const argv[] = {(char *)"fuzz_http",
@@ -53,11 +63,15 @@ static void load_config(struct gw_config *cfg, const char *origins, const char *
                           (char *)origins,
                           (char *)"--deflate",
                           (char *)deflate,
+                          (char *)"--token-secret",
+                          (char *)TOKEN_SECRET,
+                          (char *)"--tokens",
+                          (char *)tokens,
                           NULL};
     char err[256];
 
     gw_config_init(cfg);
-    if (gw_config_load(cfg, 9, argv, NULL, err, sizeof(err)) != GW_CONFIG_RUN) {
+    if (gw_config_load(cfg, tokens ? 13 : 9, argv, NULL, err, sizeof(err)) != GW_CONFIG_RUN) {
         fprintf(stderr, "fuzz_http: config: %s\n", err);
         abort();
     }
@@ -130,27 +144,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    load_config(&configs[0], "", "on");
-    load_config(&configs[1], "https://chat.example.org, http://localhost:8080", "off");
-    load_config(&configs[2], "*", "on");
+    load_config(&configs[0], "", "on", NULL);
+    load_config(&configs[1], "https://chat.example.org, http://localhost:8080", "off", NULL);
+    load_config(&configs[2], "*", "on", NULL);
+    load_config(&configs[3], "*", "on", "required");
+    load_config(&configs[4], "*", "on", "optional");
     make_public_dir();
     return 0;
 }
 
 /* ---- checks ------------------------------------------------------------------------------ */
 
-/* 1 if header values must come trimmed: always (a chunked body's trailer once reached the
- * request's headers untrimmed; crashes/fuzz_http/ keeps that input). */
-static int wants_trimmed(const struct gw_http_request *req)
-{
-    (void)req;
-    return 1;
-}
-
-/* Read every byte the request points to, so that AddressSanitizer sees a bad pointer. */
+/* Read every byte the request points to, so that AddressSanitizer sees a bad pointer. Header
+ * values come trimmed (a chunked body's trailer once reached the request's headers
+ * untrimmed; crashes/fuzz_http/trailer-header-untrimmed keeps that input). */
 static unsigned touch(const struct gw_http_request *req)
 {
-    int trimmed = wants_trimmed(req);
     unsigned sum = 0;
 
     FUZZ_CHECK(req->method == HTTP_GET || req->method == HTTP_HEAD);
@@ -167,7 +176,7 @@ static unsigned touch(const struct gw_http_request *req)
         for (size_t j = 0; j < h->value_len; j++)
             sum += (uint8_t)h->value[j];
         FUZZ_CHECK(h->name != NULL && h->value != NULL);
-        if (!trimmed || h->value_len == 0)
+        if (h->value_len == 0)
             continue;
         FUZZ_CHECK(h->value[0] != ' ' && h->value[0] != '\t');
         FUZZ_CHECK(h->value[h->value_len - 1] != ' ' && h->value[h->value_len - 1] != '\t');
@@ -197,6 +206,49 @@ static size_t check_head(struct evbuffer *out, int *status)
     return (size_t)(end + 4 - buf);
 }
 
+/* The chosen subprotocol (from the configuration or a "token." entry) is one whole header
+ * line of the 101, byte for byte. */
+static void check_subprotocol(const struct gw_handshake *hs, struct evbuffer *out)
+{
+    static const char name[] = "\r\nSec-WebSocket-Protocol: ";
+    size_t len = evbuffer_get_length(out);
+    const char *buf = (const char *)evbuffer_pullup(out, -1);
+    const char *line = memmem(buf, len, name, sizeof(name) - 1);
+
+    FUZZ_CHECK((line != NULL) == (hs->subprotocol != NULL));
+    if (line == NULL)
+        return;
+    line += sizeof(name) - 1;
+    FUZZ_CHECK(hs->subprotocol_len > 0 && (size_t)(buf + len - line) >= hs->subprotocol_len + 4);
+    FUZZ_CHECK(memcmp(line, hs->subprotocol, hs->subprotocol_len) == 0);
+    FUZZ_CHECK(memcmp(line + hs->subprotocol_len, "\r\n", 2) == 0);
+}
+
+/* 1 if s[0..len) is one of the configured subprotocols or a token entry, else 0. */
+static int is_subprotocol(const char *s, size_t len)
+{
+    return (len == 4 && memcmp(s, "chat", 4) == 0) ||
+           (len == 9 && memcmp(s, "superchat", 9) == 0) || (len > 6 && memcmp(s, "token.", 6) == 0);
+}
+
+/* A request the check accepted, with connect tokens: -1 only as a 401 with a reason, 1 only
+ * with a user id, 0 only when tokens are off or optional; claims empty unless 1. */
+static void check_authenticate(const struct gw_config *cfg, const struct gw_http_request *req,
+                               struct gw_handshake *hs)
+{
+    static const struct proto_jwt_claims zero;
+    struct proto_jwt_claims claims;
+    int rc = gw_handshake_authenticate(cfg, req, NOW, hs, &claims);
+
+    FUZZ_CHECK(rc == -1 || rc == 0 || rc == 1);
+    FUZZ_CHECK(rc == -1 ? hs->status == 401 && hs->reason != NULL : hs->status == 101);
+    FUZZ_CHECK(rc == 0 || cfg->token_secret != NULL);
+    FUZZ_CHECK(rc != 0 || cfg->token_secret == NULL || cfg->token_optional);
+    FUZZ_CHECK(rc == 1 ? claims.sub[0] != '\0' : memcmp(&claims, &zero, sizeof(zero)) == 0);
+    FUZZ_CHECK(!hs->subprotocol || is_subprotocol(hs->subprotocol, hs->subprotocol_len));
+    proto_jwt_claims_clear(&claims);
+}
+
 static void check_handshake(const struct gw_config *cfg, const struct gw_http_request *req)
 {
     struct evbuffer *out = evbuffer_new();
@@ -205,6 +257,8 @@ static void check_handshake(const struct gw_config *cfg, const struct gw_http_re
 
     gw_handshake_check(cfg, req, &hs);
     FUZZ_CHECK(hs.reason != NULL);
+    if (hs.status == 101)
+        check_authenticate(cfg, req, &hs);
     if (hs.status == 101) {
         FUZZ_CHECK(strlen(hs.accept) == GW_HANDSHAKE_ACCEPT_LEN - 1);
         FUZZ_CHECK(strlen(hs.extensions) < GW_DEFLATE_RESPONSE_MAX);
@@ -213,8 +267,11 @@ static void check_handshake(const struct gw_config *cfg, const struct gw_http_re
         gw_handshake_write(&hs, out);
         FUZZ_CHECK(check_head(out, &status) == evbuffer_get_length(out));
         FUZZ_CHECK(status == 101);
+        check_subprotocol(&hs, out);
     } else {
-        FUZZ_CHECK(hs.status == 400 || hs.status == 403 || hs.status == 405 || hs.status == 426);
+        FUZZ_CHECK(hs.status == 400 || hs.status == 401 || hs.status == 403 || hs.status == 405 ||
+                   hs.status == 426);
+        FUZZ_CHECK(hs.status != 401 || cfg->token_secret != NULL);
         gw_handshake_write_error(&hs, out);
         size_t head = check_head(out, &status);
         FUZZ_CHECK(status == hs.status);
@@ -314,7 +371,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_input in = {data, size};
     uint8_t flags = fuzz_byte(&in);
-    const struct gw_config *cfg = &configs[((flags >> 3) & 3) % N_CONFIGS];
+    const struct gw_config *cfg = &configs[((flags >> 3) & 7) % N_CONFIGS];
     struct gw_http_parser *p = gw_http_parser_new(head_limits[flags & 7]);
     struct fuzz_chunks plan;
     size_t requests = 0;

@@ -20,7 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT_ID = "9732ef6e15be15dc2927e0cb599eb90d"
 OTHER_ID = "f92a50fb09516090690ebf65d6a1ca03"
 MASK = bytes([0x37, 0xFA, 0x21, 0x3D])
-# The key of connect tokens in fuzz_jwt, another key, and a time (Unix seconds).
+# The key of connect tokens in fuzz_jwt and fuzz_http's token configurations, another key,
+# and the time fuzz_http checks them at (Unix seconds).
 JWT_KEY = b"chatbroker-fuzz-key-0123456789abcdef"
 OTHER_KEY = b"chatbroker-fuzz-key-0123456789abcdeF"
 NOW = 1795241718
@@ -163,6 +164,43 @@ def http_seeds():
     write("fuzz_http", "head_too_large_256", b"\x03" + plan_whole + ("GET / HTTP/1.1\r\n" + many + "\r\n").encode())
     write("fuzz_http", "too_many_headers", b"\x00" + plan_whole + ("GET / HTTP/1.1\r\n" + many + "\r\n").encode())
     write("fuzz_http", "folded_header", b"\x00" + plan_whole + b"GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n  two\r\n\r\n")
+    http_token_seeds()
+
+
+def http_token_seeds():
+    """Configuration 3 requires a connect token, 4 admits guests too (flags bits 3-5)."""
+    required, optional, whole = b"\x18", b"\x20", b"\x00"
+    good = jwt({"sub": "ann", "name": "Ann", "exp": NOW + 3600, "rooms": ["lobby", "team-*"]})
+    expired = jwt({"sub": "ann", "exp": NOW - 3600})
+    write("fuzz_http", "token_bearer", required + whole + upgrade("Authorization: Bearer %s\r\n" % good))
+    write("fuzz_http", "token_bearer_expired", required + whole + upgrade("Authorization: bearer %s\r\n" % expired))
+    write("fuzz_http", "token_missing_required", required + whole + upgrade())
+    write("fuzz_http", "token_missing_optional", optional + whole + upgrade())
+    write(
+        "fuzz_http",
+        "token_query",
+        optional + whole + upgrade().replace(b"GET /ws ", ("GET /ws?room=x&access_token=%s " % good).encode()),
+    )
+    write(
+        "fuzz_http",
+        "token_query_percent",
+        required + whole + upgrade().replace(b"GET /ws ", ("GET /ws?token=%s%%2E " % good).encode()),
+    )
+    write(
+        "fuzz_http",
+        "token_subprotocol",
+        required + whole + upgrade("Sec-WebSocket-Protocol: token.%s\r\n" % good),
+    )
+    write(
+        "fuzz_http",
+        "token_subprotocol_and_chat",
+        optional + b"\x01\x10" + upgrade("Sec-WebSocket-Protocol: token.%s , chat\r\n" % good),
+    )
+    write(
+        "fuzz_http",
+        "token_subprotocol_bad_signature",
+        required + whole + upgrade("Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: token.%sx\r\n" % good),
+    )
 
 
 # ---- fuzz_ws: flags, chunk plan, stream -----------------------------------------------------
