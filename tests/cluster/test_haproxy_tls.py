@@ -12,6 +12,7 @@ import http.server
 import json
 import shutil
 import ssl
+import sys
 import threading
 import warnings
 
@@ -48,6 +49,11 @@ class Recorder(http.server.ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
         self.thread.join(timeout=5)
+
+    def handle_error(self, request, client_address):
+        """HAProxy may end a health check with a reset: nothing worth printing."""
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 class RecorderHandler(http.server.BaseHTTPRequestHandler):
