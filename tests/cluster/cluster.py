@@ -31,7 +31,7 @@ from pathlib import Path
 
 import websockets
 
-from chattest import ChatClient, is_presence, open_client
+from chattest import open_client
 from gwtest import HttpConn, HttpError, build_request, free_port, http_get
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -327,24 +327,11 @@ def https_get(port, path, ctx, server_hostname, headers=None, timeout=5.0):
 
 
 async def open_tls_client(port, ctx, server_hostname, name="client", rooms=(), timeout=10.0):
-    """chattest's ChatClient on wss://server_hostname:port/ws, connected to 127.0.0.1 (open_client
-    speaks ws:// only). Like open_client: welcome first, our own presence in lobby, then each
-    of `rooms` joined."""
-    ws = await websockets.connect(f"wss://{server_hostname}:{port}/ws", ssl=ctx,
-                                  host="127.0.0.1", server_hostname=server_hostname,
-                                  ping_interval=None, open_timeout=timeout, close_timeout=2)
-    c = ChatClient(ws, name)
-    try:
-        c.welcome = await c.next(timeout, "welcome")
-        assert c.welcome.get("type") == "welcome", f"{name}: first frame {c.welcome}"
-        c.id = c.welcome.get("id")
-        await c.take(is_presence("lobby", "join", c.id), timeout, "own presence join of lobby")
-        for room in rooms:
-            await c.join(room, timeout)
-    except BaseException:
-        await c.close()
-        raise
-    return c
+    """chattest's open_client on wss://server_hostname:port/ws, connected to 127.0.0.1: welcome
+    first, our own presence in lobby, then each of `rooms` joined."""
+    return await open_client(port, name, rooms=rooms, timeout=timeout,
+                             url=f"wss://{server_hostname}:{port}/ws", ssl=ctx,
+                             host="127.0.0.1", server_hostname=server_hostname)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -246,14 +246,16 @@ class ChatClient:
 
 
 async def open_client(port, name="client", hello=None, email=None, rooms=(), lobby=True,
-                      timeout=5.0, query="", headers=None, subprotocols=None):
-    """Connect to /ws (plus `query`, e.g. "?token=..."); the first frame must be `welcome`.
-    Waits for our presence join of lobby (unless lobby=False), sends hello when given, joins
-    `rooms` (waiting for each presence)."""
-    ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws{query}", ping_interval=None,
+                      timeout=5.0, query="", headers=None, subprotocols=None, url=None,
+                      **connect_kw):
+    """Connect to ws://127.0.0.1:port/ws (plus `query`, e.g. "?token=..."), or to `url` with
+    connect_kw for websockets.connect (ssl=, host=, server_hostname= for wss://); the first
+    frame must be `welcome`. Waits for our presence join of lobby (unless lobby=False), sends
+    hello when given, joins `rooms` (waiting for each presence)."""
+    ws = await websockets.connect(url or f"ws://127.0.0.1:{port}/ws{query}", ping_interval=None,
                                   open_timeout=timeout, close_timeout=2, max_size=4 << 20,
                                   max_queue=None, extra_headers=headers,
-                                  subprotocols=subprotocols)
+                                  subprotocols=subprotocols, **connect_kw)
 
     c = ChatClient(ws, name)
     try:
