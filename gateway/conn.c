@@ -448,7 +448,8 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
     leave(conn);
 }
 
-/* Close the session when its token expires (exp plus the leeway, from the wall clock). */
+/* Close the session when its token expires (exp plus the leeway, from the wall clock); a
+ * refresh moves the timer. */
 static void arm_expiry(struct gw_conn *conn, int64_t exp)
 {
     int64_t end_ms = (exp + conn->srv->cfg->token_leeway_ms / 1000) * 1000;
@@ -459,8 +460,14 @@ static void arm_expiry(struct gw_conn *conn, int64_t exp)
         left_ms = 0;
     tv.tv_sec = (time_t)(left_ms / 1000);
     tv.tv_usec = (suseconds_t)(left_ms % 1000) * 1000;
-    conn->expiry = evtimer_new(bufferevent_get_base(conn->bev), on_expiry, conn);
+    if (conn->expiry == NULL)
+        conn->expiry = evtimer_new(bufferevent_get_base(conn->bev), on_expiry, conn);
     evtimer_add(conn->expiry, &tv);
+}
+
+static void on_session_expires(void *arg, int64_t exp)
+{
+    arm_expiry(arg, exp);
 }
 
 static void start_chat(struct gw_conn *conn, struct proto_jwt_claims *auth)
@@ -472,6 +479,8 @@ static void start_chat(struct gw_conn *conn, struct proto_jwt_claims *auth)
         .conn_id = conn->id,
         .stats = conn->srv->stats,
         .closed = on_session_closed,
+        .expires = on_session_expires,
+
         .arg = conn,
     };
 

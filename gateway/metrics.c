@@ -101,7 +101,7 @@ static const struct series series[] = {
      "--handshake-rate.",
      S(limit_rejects)},
     {"chat_tokens_rejected_total", "counter",
-     "Chat upgrades refused (401) for a missing, malformed, forged or expired connect token.",
+     "Connect tokens refused: chat upgrades answered 401, refreshes answered bad_token.",
      S(tokens_rejected)},
     {"chat_tokens_expired_total", "counter",
      "Chat sessions closed (4001) because their connect token expired.", S(tokens_expired)},

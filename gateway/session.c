@@ -262,6 +262,44 @@ static void publish_chat(struct gw_session *s, const struct proto_msg *msg)
     }
 }
 
+/* A fresh token for the same user: the session lives until its exp, under its rooms claim
+ * (rooms already joined stay joined). The old token stays in force when this one fails. */
+static void refresh(struct gw_session *s, const char *token)
+{
+    const struct gw_config *cfg = s->cfg;
+    struct proto_jwt_claims claims;
+    size_t len;
+    char *json;
+    int rc;
+
+    if (cfg->token_secret == NULL) {
+        send_error(s, "bad_token", "this gateway takes no connect tokens", NULL);
+        return;
+    }
+    rc = proto_jwt_verify(token, strlen(token), (const uint8_t *)cfg->token_secret,
+                          strlen(cfg->token_secret), (int64_t)(gw_util_wall_ms() / 1000),
+                          cfg->token_leeway_ms / 1000, &claims);
+    if (rc != PROTO_JWT_OK) {
+        s->io.stats->tokens_rejected++;
+        send_error(s, "bad_token", proto_jwt_strerror(rc), NULL);
+        return;
+    }
+    if (s->auth == NULL || strcmp(claims.sub, s->auth->claims.sub) != 0) {
+        send_error(s, "forbidden",
+                   s->auth ? "the token is for another user"
+                           : "a guest session takes no token: reconnect with it",
+                   NULL);
+        proto_jwt_claims_clear(&claims);
+        return;
+    }
+    memcpy(claims.name, s->auth->claims.name, sizeof(claims.name));
+    proto_jwt_claims_clear(&s->auth->claims);
+    s->auth->claims = claims;
+    s->io.expires(s->io.arg, claims.exp);
+    json = proto_encode_refreshed(claims.exp, &len);
+    send_json(s, json, len);
+}
+
 static void act(struct gw_session *s, const struct proto_msg *msg)
 {
     struct gw_member **slot;
@@ -290,6 +328,10 @@ static void act(struct gw_session *s, const struct proto_msg *msg)
     case PROTO_DIRECT:
         publish_chat(s, msg);
         break;
+    case PROTO_REFRESH:
+        refresh(s, msg->token);
+        break;
+
     case PROTO_WHO:
         if (find_member(s, msg->room) == NULL)
             send_error(s, "not_joined", "join the room to see who is in it", msg->room);
@@ -402,7 +444,8 @@ void gw_session_welcome(struct gw_session *s)
     for (unsigned i = 0; i < s->n_members && n < 64; i++)
         names[n++] = gw_member_room(s->members[i]);
     json = proto_encode_welcome(s->id, s->auth ? s->auth->claims.sub : NULL,
-                                gw_rooms_gateway_id(s->rooms), names, n, &len);
+                                s->auth ? s->auth->claims.exp : 0, gw_rooms_gateway_id(s->rooms),
+                                names, n, &len);
 
     send_json(s, json, len);
     for (unsigned i = 0; i < s->n_members; i++)

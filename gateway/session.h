@@ -32,6 +32,9 @@ struct gw_session_io {
     /* The session closed its WebSocket outside the connection's own callbacks (fan-out):
      * the connection starts its close timer. */
     void (*closed)(void *arg);
+    /* A refresh gave the session a token that expires at exp (Unix seconds): the connection
+     * moves its expiry timer. */
+    void (*expires)(void *arg, int64_t exp);
     void *arg;
 };
 

@@ -16,9 +16,9 @@
 
 #include "proto/proto.h"
 
-#define PROTO_JWT_MAX 4096      /* longest token accepted, in bytes */
-#define PROTO_JWT_ROOMS_MAX 64  /* entries of the "rooms" claim */
-#define PROTO_JWT_SECRET_MIN 32 /* bytes: a key as long as the hash (RFC 7518 3.2) */
+#define PROTO_JWT_MAX PROTO_TOKEN_MAX /* longest token accepted, in bytes */
+#define PROTO_JWT_ROOMS_MAX 64        /* entries of the "rooms" claim */
+#define PROTO_JWT_SECRET_MIN 32       /* bytes: a key as long as the hash (RFC 7518 3.2) */
 
 enum proto_jwt_result {
     PROTO_JWT_OK = 0,

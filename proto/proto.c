@@ -17,6 +17,7 @@ enum field_kind {
     FIELD_EMAIL,
     FIELD_TEXT,
     FIELD_USER,
+    FIELD_TOKEN,
 };
 
 struct field {
@@ -44,6 +45,7 @@ static const struct type_spec types[] = {
      PROTO_DIRECT,
      {{"to", FIELD_TARGET, 0}, {"to_user", FIELD_USER, 0}, {"message", FIELD_TEXT, 1}}},
     {"who", PROTO_WHO, {{"room", FIELD_ROOM, 1}, {NULL, 0, 0}}},
+    {"refresh", PROTO_REFRESH, {{"token", FIELD_TOKEN, 1}, {NULL, 0, 0}}},
 };
 
 /* The seed tutorials' message: no "type", goes to the default room. */
@@ -54,8 +56,8 @@ static const struct type_spec seed_spec = {
 };
 
 /* Keys whose repetition makes a message ambiguous, so it is refused. */
-static const char *const known_keys[] = {"type",     "room",  "to",     "to_user",
-                                         "username", "email", "message"};
+static const char *const known_keys[] = {"type",     "room",  "to",      "to_user",
+                                         "username", "email", "message", "token"};
 
 void proto_init(void *(*alloc)(size_t), void (*release)(void *))
 {
@@ -120,6 +122,8 @@ static int check_value(enum field_kind kind, const char *s, size_t len, size_t t
         return len == 0 || proto_has_control(s, len) ? PROTO_ERR_TEXT : PROTO_OK;
     case FIELD_USER:
         return proto_is_user(s, len) ? PROTO_OK : PROTO_ERR_TARGET;
+    case FIELD_TOKEN: /* verified by the gateway; only its size is the codec's business */
+        return len > PROTO_TOKEN_MAX ? PROTO_ERR_TOO_LARGE : PROTO_OK;
     case FIELD_EMAIL:
         if (len > PROTO_EMAIL_MAX)
             return PROTO_ERR_TOO_LARGE;
@@ -144,6 +148,10 @@ static void store(struct proto_msg *msg, enum field_kind kind, const char *s, si
         break;
     case FIELD_USER:
         memcpy(msg->to_user, s, len + 1);
+        break;
+    case FIELD_TOKEN:
+        msg->token = cJSON_malloc(len + 1);
+        memcpy(msg->token, s, len + 1);
         break;
     case FIELD_EMAIL:
         memcpy(msg->email, s, len + 1);
@@ -250,6 +258,7 @@ int proto_decode_client(const uint8_t *buf, size_t len, size_t text_max, struct 
 void proto_msg_clear(struct proto_msg *msg)
 {
     cJSON_free(msg->text);
+    cJSON_free(msg->token);
     memset(msg, 0, sizeof(*msg));
 }
 
@@ -314,7 +323,7 @@ static void add_sender(cJSON *obj, const char *key, const struct proto_sender *s
         cJSON_AddStringToObject(obj, "email", s->email);
 }
 
-char *proto_encode_welcome(const char *id, const char *user, const char *gateway,
+char *proto_encode_welcome(const char *id, const char *user, int64_t exp, const char *gateway,
                            const char *const *rooms, size_t n_rooms, size_t *len)
 {
     cJSON *obj = cJSON_CreateObject();
@@ -322,8 +331,10 @@ char *proto_encode_welcome(const char *id, const char *user, const char *gateway
 
     cJSON_AddStringToObject(obj, "type", "welcome");
     cJSON_AddStringToObject(obj, "id", id);
-    if (user)
+    if (user) {
         cJSON_AddStringToObject(obj, "user", user);
+        cJSON_AddNumberToObject(obj, "exp", (double)exp);
+    }
     cJSON_AddStringToObject(obj, "gateway", gateway);
     for (size_t i = 0; i < n_rooms; i++)
         cJSON_AddItemToArray(list, cJSON_CreateString(rooms[i]));
@@ -368,7 +379,17 @@ char *proto_encode_direct_user(const char *to_user, const char *msg_id,
     return encode_chat("direct", "to_user", to_user, msg_id, from, text, ts_ms, len);
 }
 
+char *proto_encode_refreshed(int64_t exp, size_t *len)
+{
+    cJSON *obj = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(obj, "type", "refreshed");
+    cJSON_AddNumberToObject(obj, "exp", (double)exp);
+    return proto_json_print(obj, len);
+}
+
 char *proto_encode_presence(const char *room, const char *event, const struct proto_sender *who,
+
                             size_t *len)
 {
     cJSON *obj = cJSON_CreateObject();

@@ -1,7 +1,8 @@
 /*
  * The chat wire protocol (proto/PROTOCOL.md is the contract). Client to server: hello, join,
- * leave, message, direct, who, and the seed tutorials' untyped {"email","username","message"}.
- * Server to client: welcome, message, direct, presence, members, error. Between gateways:
+ * leave, message, direct, who, refresh, and the seed tutorials' untyped
+ * {"email","username","message"}. Server to client: welcome, message, direct, presence,
+ * members, refreshed, error. Between gateways:
  * the who query. Decoding validates every field
  * and copies it into struct proto_msg; cJSON trees never leave this module. No logging, no I/O.
  */
@@ -21,6 +22,7 @@
 #define PROTO_MSG_ID_MAX 40   /* message ids */
 #define PROTO_REASON_MAX 200  /* error reasons */
 #define PROTO_DEFAULT_ROOM "lobby"
+#define PROTO_TOKEN_MAX 4096 /* connect tokens (proto/jwt.h) */
 
 enum proto_type {
     PROTO_HELLO = 1, /* username, email */
@@ -28,6 +30,7 @@ enum proto_type {
     PROTO_LEAVE,     /* room */
     PROTO_MESSAGE,   /* room, text; username/email too in the seed format */
     PROTO_DIRECT,    /* to or to_user, text */
+    PROTO_REFRESH,   /* token: a fresh connect token for the session */
     PROTO_WHO,       /* room: who is in it, on every gateway */
 };
 
@@ -56,6 +59,7 @@ struct proto_msg {
     int has_identity;                      /* a seed message carried username or email */
     char *text;                            /* message, direct: the body (UTF-8, may hold NUL) */
     size_t text_len;
+    char *token; /* refresh: the token as sent (at most PROTO_TOKEN_MAX bytes), owned */
 };
 
 /* Install allocation hooks for cJSON (malloc/free replacements that never return NULL); call
@@ -103,9 +107,13 @@ struct proto_sender {
     const char *user;     /* user id from a verified connect token; NULL or "" (omitted) */
 };
 
-/* user: the session's verified user id, or NULL (then omitted). */
-char *proto_encode_welcome(const char *id, const char *user, const char *gateway,
+/* user: the session's verified user id, or NULL (then omitted with exp); exp: when its
+ * token expires (Unix seconds). */
+char *proto_encode_welcome(const char *id, const char *user, int64_t exp, const char *gateway,
                            const char *const *rooms, size_t n_rooms, size_t *len);
+/* The answer to a refresh: the session's token now expires at exp (Unix seconds). */
+char *proto_encode_refreshed(int64_t exp, size_t *len);
+
 char *proto_encode_message(const char *room, const char *msg_id, const struct proto_sender *from,
                            const char *text, size_t text_len, uint64_t ts_ms, size_t *len);
 char *proto_encode_direct(const char *to, const char *msg_id, const struct proto_sender *from,

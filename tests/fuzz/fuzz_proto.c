@@ -73,6 +73,8 @@ static void check_msg(const struct proto_msg *m, size_t text_max)
     FUZZ_CHECK(m->type != PROTO_HELLO || m->username[0] != '\0');
     FUZZ_CHECK(!has_control(m->username) && !has_control(m->email));
     FUZZ_CHECK(has_text == (m->text != NULL));
+    FUZZ_CHECK((m->type == PROTO_REFRESH) == (m->token != NULL));
+    FUZZ_CHECK(m->token == NULL || strlen(m->token) <= PROTO_TOKEN_MAX);
     if (m->text) {
         FUZZ_CHECK(m->text_len <= text_max && strlen(m->text) == m->text_len);
         FUZZ_CHECK(proto_utf8_is_valid((const uint8_t *)m->text, m->text_len));
@@ -176,7 +178,7 @@ static void round_trip_room(const char *room)
 {
     const char *rooms[2] = {"lobby", room};
     size_t len;
-    cJSON *obj = parse_encoded(proto_encode_welcome(CLIENT_ID, NULL, "gw-fuzz", rooms, 2, &len),
+    cJSON *obj = parse_encoded(proto_encode_welcome(CLIENT_ID, NULL, 0, "gw-fuzz", rooms, 2, &len),
                                len, "welcome");
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, "rooms");
     const cJSON *second = cJSON_GetArrayItem(list, 1);
@@ -227,6 +229,17 @@ static void round_trip(const struct proto_msg *m)
     case PROTO_WHO:
         round_trip_who(m->room, CLIENT_ID);
         break;
+    case PROTO_REFRESH: {
+        /* The gateway verifies the token (fuzz_jwt); the answer carries the new exp. */
+        size_t len;
+        cJSON *obj = parse_encoded(proto_encode_refreshed((int64_t)strlen(m->token), &len), len,
+                                   "refreshed");
+        const cJSON *exp = cJSON_GetObjectItemCaseSensitive(obj, "exp");
+
+        FUZZ_CHECK(cJSON_IsNumber(exp) && exp->valuedouble == (double)strlen(m->token));
+        cJSON_Delete(obj);
+        break;
+    }
     }
 }
 

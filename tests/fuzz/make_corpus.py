@@ -329,6 +329,7 @@ def proto_seeds():
         "direct_user": '{"type":"direct","to_user":"ann@example.org","message":"hi ann"}',
         "direct_to_and_to_user": '{"type":"direct","to":"%s","to_user":"ann","message":"x"}' % CLIENT_ID,
         "who": '{"type":"who","room":"lobby"}',
+        "refresh": '{"type":"refresh","token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbm4ifQ.c2ln"}',
         "seed_format": '{"email":"ann@example.org","username":"ann","message":"hello"}',
         "seed_format_bare": '{"message":"hello"}',
         "escapes": '{"type":"message","room":"a.b:c-d_e","message":"line\\nbreak \\u00e9 \\ud83d\\ude00 \\"q\\" \\\\"}',

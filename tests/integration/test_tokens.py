@@ -90,11 +90,12 @@ def tok(gateway_bin, site, tmp_path_factory):
 
 @pytest.fixture
 def tk(tok, request):
-    request.node._gateways = [tok.a, tok.b, tok.opt]
-    for g in request.node._gateways:
+    shared = [tok.a, tok.b, tok.opt]
+    request.node._gateways = list(shared)  # conftest shows their logs when the test fails
+    for g in shared:
         g.new_log()
     yield tok
-    for g in request.node._gateways:
+    for g in shared:
         assert g.alive(), f"{g.name} died:\n{g.log_tail()}"
 
 
@@ -349,6 +350,62 @@ def test_token_expiring_mid_session_closes_4001(make_gateway):
     run(go())
     assert metric(g.port, "chat_tokens_expired_total") == 1
     assert upgrade(g.port, mint(exp=int(time.time()) - 1)).status == 401
+
+
+def test_refresh_extends_the_session(make_gateway):
+    g = make_gateway(*TOKEN_ARGS, "--token-leeway", "0s")
+
+    async def go():
+        async with Clients() as cs:
+            exp = int(time.time()) + 2
+            c = await cs.open(g.port, query="?token=" + mint(sub="ref", exp=exp))
+            assert c.welcome["exp"] == exp
+            later = int(time.time()) + 600
+            await c.send({"type": "refresh", "token": mint(sub="ref", exp=later,
+                                                            rooms=["lobby", "kept"])})
+            assert (await c.take(lambda f: f.get("type") == "refreshed"))["exp"] == later
+            await asyncio.sleep(exp + 1.5 - time.time())
+            assert c.is_open, "the refreshed session was closed at the old exp"
+            await c.say("lobby", "still here")
+            await c.take(is_message("lobby", "still here"))
+            # The new token's rooms claim governs later joins.
+            await c.join("kept")
+            await c.send({"type": "join", "room": "other"})
+            await c.take(is_error("forbidden"))
+            # Refused refreshes leave the session as it was.
+            for token, code in ((mint(sub="someone-else"), "forbidden"),
+                                (mint(sub="ref", secret="y" * 40), "bad_token"),
+                                (mint(sub="ref", exp=int(time.time()) - 5), "bad_token"),
+                                ("x" * 5000, "too_large")):
+                await c.send({"type": "refresh", "token": token})
+                e = await c.take(is_error(), what=f"error for a {code} refresh")
+                assert e["code"] == code, e
+            assert c.is_open
+            # A short one brings the end closer again.
+            soon = int(time.time()) + 1
+            await c.send({"type": "refresh", "token": mint(sub="ref", exp=soon)})
+            await c.take(lambda f: f.get("type") == "refreshed")
+            for _ in range(60):
+                if c.closed is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert c.closed is not None and c.closed.code == 4001
+    run(go())
+
+
+def test_refresh_on_a_guest_or_tokenless_gateway(tk, make_gateway):
+    plain = make_gateway()
+
+    async def go():
+        async with Clients() as cs:
+            guest = await cs.open(tk.opt.port)
+            await guest.send({"type": "refresh", "token": mint(sub="guest")})
+            assert (await guest.take(is_error()))["code"] == "forbidden"
+            anon = await cs.open(plain.port)
+            await anon.send({"type": "refresh", "token": mint(sub="anon")})
+            e = await anon.take(is_error())
+            assert e["code"] == "bad_token" and "no connect tokens" in e["reason"]
+    run(go())
 
 
 # ---------------------------------------------------------------------------------------------

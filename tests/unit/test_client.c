@@ -112,7 +112,7 @@ static void test_decode_welcome(void **state)
     const char *rooms[] = {"lobby", "rust"};
     struct proto_server_msg m;
     size_t len;
-    char *j = proto_encode_welcome(ID_A, NULL, "gw-a-1", rooms, 2, &len);
+    char *j = proto_encode_welcome(ID_A, NULL, 0, "gw-a-1", rooms, 2, &len);
 
     (void)state;
     assert_int_equal(proto_client_decode((const uint8_t *)j, len, &m), PROTO_OK);

@@ -330,7 +330,7 @@ static void test_encode_roundtrip(void **state)
     cJSON_Delete(obj);
     proto_free(json);
 
-    json = proto_encode_welcome(from.id, NULL, "gw-1", rooms, 2, &len);
+    json = proto_encode_welcome(from.id, NULL, 0, "gw-1", rooms, 2, &len);
     obj = parse(json, len);
     assert_string_equal(str(obj, "gateway"), "gw-1");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(obj, "rooms")), 2);
@@ -349,6 +349,74 @@ static void test_encode_roundtrip(void **state)
     assert_string_equal(str(obj, "code"), "bad_room");
     assert_string_equal(str(obj, "ref"), "r");
     cJSON_Delete(obj);
+    proto_free(json);
+}
+
+/* Direct messages to users, and refresh: the fields of connect tokens. */
+static void test_users_and_refresh(void **state)
+{
+    static const struct {
+        const char *json;
+        int rc;
+    } cases[] = {
+        {"{\"type\":\"direct\",\"to_user\":\"ann\",\"message\":\"x\"}", PROTO_OK},
+        {"{\"type\":\"direct\",\"to_user\":\"\u00e9l\u00e8ve\",\"message\":\"x\"}", PROTO_OK},
+        {"{\"type\":\"direct\",\"to_user\":\"\",\"message\":\"x\"}", PROTO_ERR_TARGET},
+        {"{\"type\":\"direct\",\"to_user\":\"a\\tb\",\"message\":\"x\"}", PROTO_ERR_TARGET},
+        {"{\"type\":\"direct\",\"to_user\":7,\"message\":\"x\"}", PROTO_ERR_SHAPE},
+        {"{\"type\":\"direct\",\"message\":\"x\"}", PROTO_ERR_MISSING},
+        {"{\"type\":\"direct\",\"to\":\"0123456789abcdef0123456789abcdef\",\"to_user\":\"a\","
+         "\"message\":\"x\"}",
+         PROTO_ERR_TARGET},
+        {"{\"type\":\"direct\",\"to_user\":\"a\",\"to_user\":\"b\",\"message\":\"x\"}",
+         PROTO_ERR_SHAPE},
+        {"{\"type\":\"refresh\",\"token\":\"a.b.c\"}", PROTO_OK},
+        {"{\"type\":\"refresh\"}", PROTO_ERR_MISSING},
+        {"{\"type\":\"refresh\",\"token\":[]}", PROTO_ERR_SHAPE},
+        {"{\"type\":\"refresh\",\"token\":\"a\",\"token\":\"b\"}", PROTO_ERR_SHAPE},
+    };
+    struct proto_msg msg;
+    char *big, *json;
+    size_t len;
+    cJSON *obj;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = decode(cases[i].json, &msg);
+
+        if (rc != cases[i].rc)
+            fail_msg("case %zu: got %d want %d: %s", i, rc, cases[i].rc, cases[i].json);
+        proto_msg_clear(&msg);
+    }
+    assert_int_equal(decode(cases[1].json, &msg), PROTO_OK);
+    assert_int_equal(msg.type, PROTO_DIRECT);
+    assert_string_equal(msg.to_user, "\xc3\xa9l\xc3\xa8ve");
+    assert_string_equal(msg.to, "");
+    proto_msg_clear(&msg);
+    assert_int_equal(decode(cases[8].json, &msg), PROTO_OK);
+    assert_int_equal(msg.type, PROTO_REFRESH);
+    assert_string_equal(msg.token, "a.b.c");
+    proto_msg_clear(&msg);
+    assert_null(msg.token);
+    /* A token over PROTO_TOKEN_MAX is too large, whatever the text limit. */
+    big = malloc(PROTO_TOKEN_MAX + 64);
+    assert_non_null(big);
+    len = (size_t)snprintf(big, 48, "{\"type\":\"refresh\",\"token\":\"");
+    memset(big + len, 'A', PROTO_TOKEN_MAX + 1);
+    memcpy(big + len + PROTO_TOKEN_MAX + 1, "\"}", 3);
+    assert_int_equal(decode(big, &msg), PROTO_ERR_TOO_LARGE);
+    proto_msg_clear(&msg);
+    free(big);
+    /* The server's side: user, to_user, exp. */
+    json = proto_encode_welcome("0123456789abcdef0123456789abcdef", "ann", 1800000000, "gw", NULL,
+                                0, &len);
+    obj = cJSON_Parse(json);
+    assert_string_equal(cJSON_GetObjectItem(obj, "user")->valuestring, "ann");
+    assert_true(cJSON_GetObjectItem(obj, "exp")->valuedouble == 1800000000.0);
+    cJSON_Delete(obj);
+    proto_free(json);
+    json = proto_encode_refreshed(1800000060, &len);
+    assert_string_equal(json, "{\"type\":\"refreshed\",\"exp\":1800000060}");
     proto_free(json);
 }
 
@@ -438,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_channels),
         cmocka_unit_test(test_raw_nul),
         cmocka_unit_test(test_who),
+        cmocka_unit_test(test_users_and_refresh),
     };
 
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
