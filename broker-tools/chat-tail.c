@@ -138,9 +138,15 @@ static void put_time(void)
 }
 
 /* "username(client id)" */
-static void put_sender(const char *username, const char *id)
+/* "username(client id)", or "username[@user](client id)" for a token's verified user. */
+static void put_sender(const char *username, const char *user, const char *id)
 {
     term_put_str(stdout, username);
+    if (user[0]) {
+        printf("[@");
+        term_put_str(stdout, user);
+        printf("]");
+    }
     printf("(%s)", id);
 }
 
@@ -150,19 +156,25 @@ static void put_msg(const struct proto_server_msg *m, const char *target)
     switch (m->type) {
     case PROTO_S_MESSAGE:
         printf("#%s ", m->room);
-        put_sender(m->username, m->from);
+        put_sender(m->username, m->user, m->from);
         printf(": ");
         term_put_escaped(stdout, m->text, m->text_len, 0);
         break;
     case PROTO_S_DIRECT:
-        printf("@%s ", m->to);
-        put_sender(m->username, m->from);
+        if (m->to[0]) {
+            printf("@%s ", m->to);
+        } else {
+            printf("@@");
+            term_put_str(stdout, m->to_user);
+            putchar(' ');
+        }
+        put_sender(m->username, m->user, m->from);
         printf(" [dm]: ");
         term_put_escaped(stdout, m->text, m->text_len, 0);
         break;
     case PROTO_S_PRESENCE:
         printf("#%s ", m->room);
-        put_sender(m->username, m->from);
+        put_sender(m->username, m->user, m->from);
         printf(" %s", strcmp(m->event, "join") == 0 ? "joined" : "left");
         break;
     case PROTO_S_WHO:
@@ -176,7 +188,7 @@ static void put_msg(const struct proto_server_msg *m, const char *target)
         printf(":");
         for (size_t i = 0; i < m->n_members; i++) {
             printf("%s ", i ? "," : "");
-            put_sender(m->members[i].username, m->members[i].client);
+            put_sender(m->members[i].username, m->members[i].user, m->members[i].client);
         }
         break;
     default:

@@ -151,7 +151,7 @@ static void usage(FILE *out)
                  "variable;\na flag wins.\n\n");
     tool_options_usage(&options, out);
     fprintf(out, "\n"
-                 "Commands: /join ROOM, /leave [ROOM], /rooms, /who [ROOM], /dm ID TEXT,\n"
+                 "Commands: /join ROOM, /leave [ROOM], /rooms, /who [ROOM], /dm ID|USER TEXT,\n"
                  "/name NAME, /quit, /help; a line starting with // sends the text after one "
                  "/.\nEnd of input or Ctrl-C closes the WebSocket with 1000.\n"
                  "Exit status: 0 after a clean close, 1 when the connection failed or was\n"
@@ -384,13 +384,14 @@ static void cmd_rooms(struct chatcat *st, const char *args)
     end_line(st);
 }
 
+/* To a client id (32 hex digits), or else to every session of a user (connect tokens). */
 static void cmd_dm(struct chatcat *st, const char *args)
 {
-    char to[PROTO_ID_LEN + 2];
+    char to[PROTO_USER_MAX + 2];
     size_t n = next_word(&args, to, sizeof(to)), len;
 
-    if (!proto_is_client_id(to, n) || *args == '\0') {
-        term_notice("usage: /dm ID TEXT (ID: 32 hex digits, as /who shows)");
+    if (!(proto_is_client_id(to, n) || proto_is_user(to, n)) || *args == '\0') {
+        term_notice("usage: /dm ID|USER TEXT (ID: 32 hex digits, as /who shows; USER: a user id)");
         return;
     }
     send_json(st, proto_client_encode_direct(to, args, &len), &len);
@@ -425,7 +426,7 @@ static const struct command {
     {"leave", cmd_leave, "/leave [ROOM]    leave ROOM (default: the current room)"},
     {"rooms", cmd_rooms, "/rooms           the rooms you are in"},
     {"who", cmd_who, "/who [ROOM]      who is in ROOM, on every gateway"},
-    {"dm", cmd_dm, "/dm ID TEXT      a direct message to the client ID"},
+    {"dm", cmd_dm, "/dm ID TEXT      a direct message to the client ID (or to USER's sessions)"},
     {"name", cmd_name, "/name NAME       change your username"},
     {"quit", cmd_quit, "/quit            close the connection and exit"},
     {"help", cmd_help, "/help            this list; //text sends /text"},

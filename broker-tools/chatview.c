@@ -38,17 +38,29 @@ static void put_room(int color, const char *room)
     printf("%s ", paint(color, SGR_RESET));
 }
 
-static void put_user(int color, const char *username)
+/* The display name, and the verified user id (connect tokens) when it says something more. */
+static void put_user(int color, const char *username, const char *user)
 {
     printf("%s", paint(color, SGR_BOLD));
     term_put_str(stdout, username);
     printf("%s", paint(color, SGR_RESET));
+    if (user[0] && strcmp(user, username) != 0) {
+        printf(" [@");
+        term_put_str(stdout, user);
+        printf("]");
+    }
 }
 
 static void put_welcome(int color, const struct proto_server_msg *m)
 {
     chatview_put_time(color, 0);
-    printf("%s* connected as %s on gateway ", paint(color, SGR_PRESENCE), m->id);
+    printf("%s* connected as %s", paint(color, SGR_PRESENCE), m->id);
+    if (m->user[0]) {
+        printf(" (user ");
+        term_put_str(stdout, m->user);
+        printf(")");
+    }
+    printf(" on gateway ");
     term_put_str(stdout, m->gateway);
     printf(", in");
     for (size_t i = 0; i < m->n_rooms; i++)
@@ -61,10 +73,10 @@ static void put_chat(int color, const struct proto_server_msg *m)
     chatview_put_time(color, m->ts);
     if (m->type == PROTO_S_MESSAGE) {
         put_room(color, m->room);
-        put_user(color, m->username);
+        put_user(color, m->username, m->user);
     } else {
         printf("%s[dm]%s ", paint(color, SGR_DIRECT), paint(color, SGR_RESET));
-        put_user(color, m->username);
+        put_user(color, m->username, m->user);
         printf(" (%s)", m->from);
     }
     printf(": ");
@@ -93,7 +105,7 @@ static void put_members(int color, const struct proto_server_msg *m)
     printf(":%s", paint(color, SGR_RESET));
     for (size_t i = 0; i < m->n_members; i++) {
         printf("%s ", i ? "," : "");
-        put_user(color, m->members[i].username);
+        put_user(color, m->members[i].username, m->members[i].user);
         printf(" (%s)", m->members[i].client);
     }
 }

@@ -50,7 +50,8 @@ char *proto_client_encode_message(const char *room, const char *text, size_t *le
 
 char *proto_client_encode_direct(const char *to, const char *text, size_t *len)
 {
-    return encode2("direct", "to", to, "message", text, len);
+    return encode2("direct", proto_is_client_id(to, strlen(to)) ? "to" : "to_user", to, "message",
+                   text, len);
 }
 
 char *proto_client_encode_who(const char *room, size_t *len)
@@ -80,7 +81,7 @@ struct field {
     size_t size;   /* of that array */
 };
 
-#define MAX_FIELDS 8
+#define MAX_FIELDS 10
 #define MSG_FIELD(name, kind, req, member)                                                         \
     {                                                                                              \
         name, kind, req, offsetof(struct proto_server_msg, member),                                \
@@ -105,25 +106,27 @@ struct type_spec {
 static const struct type_spec types[] = {
     {"welcome",
      PROTO_S_WELCOME,
-     {MSG_FIELD("id", FIELD_CLIENT, 1, id), MSG_FIELD("gateway", FIELD_NAME, 0, gateway),
-      OTHER_FIELD("rooms", FIELD_ROOMS, 0)}},
+     {MSG_FIELD("id", FIELD_CLIENT, 1, id), MSG_FIELD("user", FIELD_NAME, 0, user),
+      MSG_FIELD("gateway", FIELD_NAME, 0, gateway), OTHER_FIELD("rooms", FIELD_ROOMS, 0)}},
     {"message",
      PROTO_S_MESSAGE,
      {MSG_FIELD("room", FIELD_ROOM, 1, room), MSG_FIELD("id", FIELD_NAME, 1, id),
-      MSG_FIELD("from", FIELD_CLIENT, 1, from), MSG_FIELD("username", FIELD_NAME, 1, username),
-      MSG_FIELD("email", FIELD_NAME, 0, email), OTHER_FIELD("message", FIELD_TEXT, 1),
-      OTHER_FIELD("ts", FIELD_TS, 1)}},
+      MSG_FIELD("from", FIELD_CLIENT, 1, from), MSG_FIELD("user", FIELD_NAME, 0, user),
+      MSG_FIELD("username", FIELD_NAME, 1, username), MSG_FIELD("email", FIELD_NAME, 0, email),
+      OTHER_FIELD("message", FIELD_TEXT, 1), OTHER_FIELD("ts", FIELD_TS, 1)}},
+    /* "to" or "to_user": exactly one, checked after the fields */
     {"direct",
      PROTO_S_DIRECT,
-     {MSG_FIELD("to", FIELD_CLIENT, 1, to), MSG_FIELD("id", FIELD_NAME, 1, id),
-      MSG_FIELD("from", FIELD_CLIENT, 1, from), MSG_FIELD("username", FIELD_NAME, 1, username),
+     {MSG_FIELD("to", FIELD_CLIENT, 0, to), MSG_FIELD("to_user", FIELD_NAME, 0, to_user),
+      MSG_FIELD("id", FIELD_NAME, 1, id), MSG_FIELD("from", FIELD_CLIENT, 1, from),
+      MSG_FIELD("user", FIELD_NAME, 0, user), MSG_FIELD("username", FIELD_NAME, 1, username),
       MSG_FIELD("email", FIELD_NAME, 0, email), OTHER_FIELD("message", FIELD_TEXT, 1),
       OTHER_FIELD("ts", FIELD_TS, 1)}},
     {"presence",
      PROTO_S_PRESENCE,
      {MSG_FIELD("room", FIELD_ROOM, 1, room), MSG_FIELD("event", FIELD_EVENT, 1, event),
-      MSG_FIELD("client", FIELD_CLIENT, 1, from), MSG_FIELD("username", FIELD_NAME, 1, username),
-      MSG_FIELD("email", FIELD_NAME, 0, email)}},
+      MSG_FIELD("client", FIELD_CLIENT, 1, from), MSG_FIELD("user", FIELD_NAME, 0, user),
+      MSG_FIELD("username", FIELD_NAME, 1, username), MSG_FIELD("email", FIELD_NAME, 0, email)}},
     {"members",
      PROTO_S_MEMBERS,
      {MSG_FIELD("room", FIELD_ROOM, 1, room), MSG_FIELD("gateway", FIELD_NAME, 0, gateway),
@@ -139,6 +142,7 @@ static const struct type_spec types[] = {
 
 static const struct field member_fields[MAX_FIELDS] = {
     MEMBER_FIELD("client", FIELD_CLIENT, 1, client),
+    MEMBER_FIELD("user", FIELD_NAME, 0, user),
     MEMBER_FIELD("username", FIELD_NAME, 1, username),
     MEMBER_FIELD("email", FIELD_NAME, 0, email),
 };
@@ -338,6 +342,8 @@ int proto_client_decode(const uint8_t *buf, size_t len, struct proto_server_msg 
         rc = pick_spec(root, &spec);
     if (rc == PROTO_OK)
         rc = decode_object(root, spec->fields, msg, msg);
+    if (rc == PROTO_OK && spec->type == PROTO_S_DIRECT && !msg->to[0] == !msg->to_user[0])
+        rc = msg->to[0] ? PROTO_ERR_TARGET : PROTO_ERR_MISSING;
     if (rc == PROTO_OK)
         msg->type = spec->type;
     else

@@ -30,7 +30,7 @@ char *proto_client_encode_join(const char *room, size_t *len);
 char *proto_client_encode_leave(const char *room, size_t *len);
 /* {"type":"message","room":..,"message":..} */
 char *proto_client_encode_message(const char *room, const char *text, size_t *len);
-/* {"type":"direct","to":..,"message":..} */
+/* {"type":"direct","to":..,"message":..} for a client id, else with "to_user" (a user id). */
 char *proto_client_encode_direct(const char *to, const char *text, size_t *len);
 /* {"type":"who","room":..}: ask every gateway who is in room (answered with "members"). */
 char *proto_client_encode_who(const char *room, size_t *len);
@@ -38,10 +38,10 @@ char *proto_client_encode_who(const char *room, size_t *len);
 /* ---- server messages --------------------------------------------------------------------- */
 
 enum proto_server_type {
-    PROTO_S_WELCOME = 1, /* id (this client's), gateway, rooms */
-    PROTO_S_MESSAGE,     /* room, id, from, username, email, text, ts */
-    PROTO_S_DIRECT,      /* to, id, from, username, email, text, ts */
-    PROTO_S_PRESENCE,    /* room, event, from (the client), username, email */
+    PROTO_S_WELCOME = 1, /* id (this client's), user, gateway, rooms */
+    PROTO_S_MESSAGE,     /* room, id, from, user, username, email, text, ts */
+    PROTO_S_DIRECT,      /* to or to_user, id, from, user, username, email, text, ts */
+    PROTO_S_PRESENCE,    /* room, event, from (the client), user, username, email */
     PROTO_S_MEMBERS,     /* room, gateway, members */
     PROTO_S_ERROR,       /* code, reason, ref */
     PROTO_S_WHO,         /* room, to (the reply_to): a query between gateways, never delivered */
@@ -50,6 +50,7 @@ enum proto_server_type {
 /* One entry of a members list. */
 struct proto_member {
     char client[PROTO_ID_LEN + 1];
+    char user[PROTO_USER_MAX + 1]; /* "" for a guest */
     char username[PROTO_USERNAME_MAX + 1];
     char email[PROTO_EMAIL_MAX + 1]; /* "" when absent */
 };
@@ -63,6 +64,8 @@ struct proto_server_msg {
     char id[PROTO_MSG_ID_MAX + 1];         /* message, direct: message id; welcome: client id */
     char from[PROTO_ID_LEN + 1];           /* message, direct: sender; presence: the client */
     char to[PROTO_ID_LEN + 1];             /* direct: the target; who: reply_to */
+    char to_user[PROTO_USER_MAX + 1];      /* direct: the target user, when not to */
+    char user[PROTO_USER_MAX + 1];         /* the sender's verified user id; "" for a guest */
     char username[PROTO_USERNAME_MAX + 1]; /* message, direct, presence */
     char email[PROTO_EMAIL_MAX + 1];       /* message, direct, presence: "" when absent */
     char gateway[PROTO_GATEWAY_MAX + 1];   /* welcome, members */

@@ -34,6 +34,7 @@ from redistest import REDIS_CLI, RedisServer
 
 CHATCAT = tool_path("CHATCAT_BIN", "chatcat")
 CHAT_TAIL = tool_path("CHAT_TAIL_BIN", "chat-tail")
+CHAT_TOKEN = tool_path("CHAT_TOKEN_BIN", "chat-token")
 WAIT = 10.0  # seconds for anything that should happen at once
 GW_ARGS = ("--log-level", "debug", "--rate", "1000", "--burst", "1000", "--close-timeout", "1s",
            "--drain-timeout", "3s")
@@ -235,8 +236,8 @@ def run_tool(argv, timeout=WAIT, env=None, stdin=subprocess.DEVNULL):
 class Peer:
     """A chat client: JSON frames in and out, an inbox searched with bounded waits."""
 
-    def __init__(self, port, hello=None, rooms=()):
-        self.ws = ws_connect(port, "/ws", timeout=WAIT)
+    def __init__(self, port, hello=None, rooms=(), query=""):
+        self.ws = ws_connect(port, "/ws" + query, timeout=WAIT)
         self.inbox = []
         self.raw = []
         welcome = self.take(lambda f: True, what="welcome")
@@ -408,8 +409,10 @@ def test_pipe_every_command(gw1, tools, peers):
     t.expect(r"! error not_joined: .* \[nowhere\]\n")
     t.send("/join bad!room")
     t.expect(r"\"bad!room\" is not a room name", "err")
-    t.send("/dm 1234 hi")
-    t.expect(r"usage: /dm ID TEXT", "err")
+    t.send("/dm 1234")  # no text
+    t.expect(r"usage: /dm ID\|USER TEXT", "err")
+    t.send("/dm nobody-here hi")  # not a client id: a user id, and nobody has it
+    t.expect(r"! error unknown_target: no session of that user is connected \[nobody-here\]")
     t.send("/bogus")
     t.expect(r"unknown command /bogus", "err")
     t.send("/help")
@@ -877,6 +880,34 @@ def test_tail_unix_socket_and_password(tools, tmp_path):
     finally:
         r.stop()
         p.stop()
+
+
+def test_tools_show_users_and_dm_them(redis, make_gateway, tools, peers):
+    """With connect tokens: chatcat sends with a token (--header), shows the verified user of a
+    sender whose name says otherwise, and /dm reaches a user; chat-tail shows both too."""
+    secret = "tools-test-secret-0123456789abcdef"
+    g = make_gateway(*GW_ARGS, "--gateway-id", "gw-tok", "--token-secret", secret)
+    token = subprocess.run([str(CHAT_TOKEN), "--sub", "ann", "--name", "Ann A.", "--secret",
+                            secret], capture_output=True, text=True, timeout=WAIT,
+                           check=True).stdout.strip()
+    bob_token = subprocess.run([str(CHAT_TOKEN), "--sub", "bob", "--secret", secret],
+                               capture_output=True, text=True, timeout=WAIT,
+                               check=True).stdout.strip()
+    watch = tail(tools, redis.url)
+    t = chatcat(tools, g, "--header", f"Authorization: Bearer {token}")
+    t.expect(rf"\* connected as {ID} \(user ann\) on gateway gw-tok")
+    bob = peers(g.port, query=f"?token={bob_token}")
+    bob.send({"type": "message", "room": "lobby", "message": "from bob"})
+    t.expect(rf"{TIME} #lobby bob: from bob\n")  # name and user agree: no [@bob]
+    t.send("/dm bob hello bob")
+    got = bob.take(lambda f: f.get("type") == "direct", what="ann's direct message")
+    assert got["to_user"] == "bob" and got["user"] == "ann" and got["username"] == "Ann A."
+    bob.send({"type": "direct", "to_user": "ann", "message": "hi ann"})
+    t.expect(rf"{TIME} \[dm\] bob \({bob.id}\): hi ann\n")
+    watch.expect(rf"chat:user:bob @@bob Ann A\.\[@ann\]\({ID}\) \[dm\]: hello bob\n")
+    watch.expect(rf"chat:user:ann @@ann bob\[@bob\]\({bob.id}\) \[dm\]: hi ann\n")
+    t.close_stdin()
+    assert t.wait_exit() == 0, t.text("err")
 
 
 def test_tail_bad_options():

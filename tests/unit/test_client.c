@@ -165,6 +165,52 @@ static void test_decode_message_and_direct(void **state)
     proto_free(j);
 }
 
+/* Connect tokens: the sender's user id, direct messages to a user, /dm to either. */
+static void test_users(void **state)
+{
+    struct proto_server_msg m;
+    size_t len;
+    char *j;
+
+    (void)state;
+    assert_int_equal(
+        decode("{\"type\":\"direct\",\"to_user\":\"ann\",\"id\":\"x-1\",\"from\":\"" ID_B
+               "\",\"user\":\"bob\",\"username\":\"Bob\",\"message\":\"hi\","
+               "\"ts\":1}",
+               &m),
+        PROTO_OK);
+    assert_string_equal(m.to_user, "ann");
+    assert_string_equal(m.to, "");
+    assert_string_equal(m.user, "bob");
+    proto_server_msg_clear(&m);
+    assert_int_equal(decode("{\"type\":\"direct\",\"to\":\"" ID_A "\",\"to_user\":\"ann\","
+                            "\"id\":\"x-1\",\"from\":\"" ID_B
+                            "\",\"username\":\"b\",\"message\":\"hi\",\"ts\":1}",
+                            &m),
+                     PROTO_ERR_TARGET);
+    proto_server_msg_clear(&m);
+    assert_int_equal(decode("{\"type\":\"welcome\",\"id\":\"" ID_A
+                            "\",\"user\":\"ann\",\"exp\":1800000000,\"gateway\":\"g\","
+                            "\"rooms\":[]}",
+                            &m),
+                     PROTO_OK);
+    assert_string_equal(m.user, "ann");
+    proto_server_msg_clear(&m);
+    assert_int_equal(
+        decode("{\"type\":\"members\",\"room\":\"lobby\",\"members\":[{\"client\":\"" ID_A
+               "\",\"user\":\"ann\",\"username\":\"Ann\"}]}",
+               &m),
+        PROTO_OK);
+    assert_string_equal(m.members[0].user, "ann");
+    proto_server_msg_clear(&m);
+    j = proto_client_encode_direct("ann", "hi", &len);
+    assert_string_equal(j, "{\"type\":\"direct\",\"to_user\":\"ann\",\"message\":\"hi\"}");
+    proto_free(j);
+    j = proto_client_encode_direct(ID_A, "hi", &len);
+    assert_string_equal(j, "{\"type\":\"direct\",\"to\":\"" ID_A "\",\"message\":\"hi\"}");
+    proto_free(j);
+}
+
 static void test_decode_presence_and_members(void **state)
 {
     struct proto_sender who[] = {{ID_A, "ann", "a@b.c", NULL}, {ID_B, "bob", "", NULL}};
@@ -540,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_decode_welcome),
         cmocka_unit_test(test_decode_message_and_direct),
         cmocka_unit_test(test_decode_presence_and_members),
+        cmocka_unit_test(test_users),
         cmocka_unit_test(test_decode_error_and_who),
         cmocka_unit_test(test_optional_fields_and_unknown_ones),
         cmocka_unit_test(test_each_sample_decodes),
