@@ -16,7 +16,8 @@ import socket
 import pytest
 
 import gwtest
-from gwtest import Gateway, GatewayError, RedisServer, make_site
+from gwtest import Gateway, GatewayError, make_site
+from redistest import RedisServer
 
 TEST_TIME_LIMIT = 60  # seconds for any one test, a safety net behind the bounded waits
 
@@ -60,7 +61,7 @@ def redis(tmp_path_factory, gateway_bin):
     r = RedisServer(tmp_path_factory.mktemp("redis"))
     try:
         r.start()
-    except GatewayError as e:
+    except RuntimeError as e:
         pytest.fail(str(e), pytrace=False)
     yield r
     r.stop()

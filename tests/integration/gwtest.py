@@ -120,53 +120,6 @@ def gateway_has_flag(flag):
     return flag in gateway_help()
 
 
-class RedisServer:
-    """A private redis-server on 127.0.0.1:<free port>, no persistence."""
-
-    def __init__(self, workdir):
-        self.workdir = Path(workdir)
-        self.port = None
-        self.proc = None
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}"
-
-    def start(self, timeout=READY_TIMEOUT):
-        self.port = free_port()
-        self.log = open(self.workdir / "redis.log", "wb")
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise GatewayError(f"redis-server exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise GatewayError(f"redis-server not ready on port {self.port} after {timeout}s")
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc is not None:
-            self.log.close()
-
-
 class Gateway:
     """One chat-gateway process listening on 127.0.0.1:<free port>.
 
