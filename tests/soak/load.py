@@ -230,8 +230,13 @@ class Session:
         self.memberships[room] = m
         self.ledger.memberships.append(m)
         await self.send({"type": "join", "room": room})
-        await self.client.take(is_presence(room, "join", self.id), timeout,
-                               f"own presence join of {room}")
+        try:
+            await self.client.take(is_presence(room, "join", self.id), timeout,
+                                   f"own presence join of {room}")
+        except AssertionError:
+            if self.client.closed is None:  # open, but the join was never announced
+                self.ledger.join_timeouts.append((m.t_req, self.gateway.name, room))
+            raise
         if m.t_join is None:
             m.t_join = time.monotonic()
 
@@ -306,7 +311,8 @@ class Ledger:
         self.who_latency = []
         self.errors = []  # (t, code, gateway name)
         self.connects = 0
-        self.connect_failures = []  # (t, gateway name, reason)
+        self.connect_failures = []  # (t of the step that failed, gateway name, reason)
+        self.join_timeouts = []  # (t sent, gateway name, room): no own presence join came
         self.closes = Counter()  # how our clients ended sessions
         self.server_closes = []  # (t, gateway name, code): sessions the server ended
         self.bugs = []
@@ -497,6 +503,7 @@ class Slot:
         lg = self.ledger
         sess = Session(lg, self, gw)
         url = f"ws://127.0.0.1:{gw.port}/ws"
+        t_step = time.monotonic()  # when the step that may fail began (for fault windows)
         try:
             async with self.sem:
                 ws = await websockets.connect(
@@ -504,7 +511,7 @@ class Slot:
                     max_size=1 << 20, max_queue=None,
                     compression="deflate" if self.deflate else None)
         except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as e:
-            lg.connect_failures.append((time.monotonic(), gw.name, repr(e)[:160]))
+            lg.connect_failures.append((t_step, gw.name, repr(e)[:300]))
             return None
         sess.client = SoakClient(ws, f"s{self.idx}", sess)
         try:
@@ -517,9 +524,10 @@ class Slot:
             await sess.send({"type": "hello", "username": f"soak-{self.idx}",
                              "email": f"soak{self.idx}@example.org"})
             await sess.send({"type": "leave", "room": "lobby"})
+            t_step = time.monotonic()
             await sess.join(self.room)
         except (AssertionError, ConnectionClosed, OSError) as e:
-            lg.connect_failures.append((time.monotonic(), gw.name, repr(e)[:160]))
+            lg.connect_failures.append((t_step, gw.name, repr(e)[:300]))
             await self.finish(sess, "failed")
             return None
         lg.connects += 1
@@ -655,7 +663,7 @@ class Slot:
                     try:
                         await sess.join(room)
                     except AssertionError:
-                        pass  # counted: a join without its presence shows as no t_join
+                        pass  # counted in join_timeouts (or the session closed)
                     extra_until = time.monotonic() + self.expo(cfg["extra_stay"])
             if time.monotonic() >= extra_until:
                 for room in [r for r in sess.memberships if r != self.room]:

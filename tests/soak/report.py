@@ -215,8 +215,9 @@ def write(out, run, loss, logs, res, ok, t_start, counters):
         f"{closes.get('clean', 0)} close handshakes, {closes.get('abort', 0)} TCP resets, "
         f"{closes.get('fin', 0)} FINs without close frame; ended by a gateway: "
         f"{len(lg.server_closes)} (codes {dict(Counter(c for _, _, c in lg.server_closes))}); "
-        f"connects that failed: {len(lg.connect_failures)} (all inside fault windows unless a "
-        "check says otherwise).")
+        f"connects that failed: {len(lg.connect_failures)}; joins whose own presence `join` "
+        f"never came (within {load.OPEN_TIMEOUT:g} s): {len(lg.join_timeouts)} (all inside "
+        "fault windows unless a check says otherwise).")
     add(f"- room messages sent: **{loss['sent']}**; deliveries received: **{lg.delivered}**; "
         f"deliveries required by the check: {loss['required']} over {loss['memberships']} "
         f"memberships; lost inside fault windows: {loss['missing_inside']}, outside: "

@@ -237,7 +237,7 @@ class Run:
             self.samples.append(row)
             if len(self.samples) % max(1, int(30 / self.p["sample"])) == 0:
                 r = row["gw"]
-                log(f"t={row['t'] - self.t0:6.0f}s "
+                log(f"t={row['t'] - self.t_load:6.0f}s "
                     + " ".join(f"{g}: rss={((v['proc'] or {}).get('rss_kib') or 0) / 1024:.1f}MiB "
                                f"fds={(v['proc'] or {}).get('fds')} "
                                f"ws={(v['metrics'] or {}).get('chat_websockets_open')}"
@@ -531,19 +531,24 @@ def checks(run, loss, logs):
     outside_err = [(t, c, g) for t, c, g in lg.errors
                    if c != "unknown_target" and not w.inside(t)]
     res.append(("no error reply outside fault windows", not outside_err,
-                ", ".join(f"{c} from {g} at {t - run.t0:.1f}s" for t, c, g in outside_err[:5])
+                ", ".join(f"{c} from {g} at {t - run.t_load:.1f}s" for t, c, g in outside_err[:5])
                 or "none (unknown_target excepted: a target that just left)"))
     who_out = [t for t in lg.who_timeouts if not w.inside(t)]
     res.append(("every `who` answered outside fault windows", not who_out,
                 f"{len(who_out)} unanswered within {load.WHO_TIMEOUT:.0f} s of "
                 f"{lg.who_asked} asked"))
+    jt_out = [(t, g, r) for t, g, r in lg.join_timeouts if not w.inside(t)]
+    res.append(("every join announced to the joiner outside fault windows", not jt_out,
+                "; ".join(f"{r} on {g}, sent at {t - run.t_load:.1f}s" for t, g, r in jt_out[:5])
+                or f"{len(lg.join_timeouts)} inside (no own presence join within "
+                f"{load.OPEN_TIMEOUT:.0f} s)"))
     cf_out = [(t, g, r) for t, g, r in lg.connect_failures if not w.inside(t)]
     res.append(("no failed connect outside fault windows", not cf_out,
-                "; ".join(f"{g} at {t - run.t0:.1f}s: {r}" for t, g, r in cf_out[:3])
+                "; ".join(f"{g} at {t - run.t_load:.1f}s: {r}" for t, g, r in cf_out[:3])
                 or f"{len(lg.connect_failures)} inside"))
     sc_out = [(t, g, c) for t, g, c in lg.server_closes if not w.inside(t)]
     res.append(("no session closed by a gateway outside fault windows", not sc_out,
-                "; ".join(f"{g} code {c} at {t - run.t0:.1f}s" for t, g, c in sc_out[:5])
+                "; ".join(f"{g} code {c} at {t - run.t_load:.1f}s" for t, g, c in sc_out[:5])
                 or f"{len(lg.server_closes)} inside"))
     bad = {k: v for k, v in counter_totals(run).items()
            if k in ("chat_slow_reader_closes_total", "chat_protocol_errors_total",
