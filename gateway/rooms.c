@@ -419,7 +419,7 @@ int gw_member_is_announced(const struct gw_member *m)
     return m->announced;
 }
 
-void gw_member_set_announced(struct gw_member *m)
+void gw_member_set_announced(struct gw_member *m, int announced)
 {
-    m->announced = 1;
+    m->announced = announced;
 }

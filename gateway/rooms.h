@@ -74,8 +74,9 @@ const char *gw_member_room(const struct gw_member *m);
 /* 1 if m's room subscription is confirmed, so traffic to it reaches m, else 0. */
 int gw_member_is_live(const struct gw_rooms *rooms, const struct gw_member *m);
 
-/* Whether m's join was announced (presence published); set once it is. */
+/* Whether m's join was announced (presence published): set once it is, cleared when Redis
+ * lost the announcement (to announce it again when the bus is back). */
 int gw_member_is_announced(const struct gw_member *m);
-void gw_member_set_announced(struct gw_member *m);
+void gw_member_set_announced(struct gw_member *m, int announced);
 
 #endif

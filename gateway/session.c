@@ -91,15 +91,48 @@ static struct gw_member **find_member(struct gw_session *s, const char *room)
     return NULL;
 }
 
+/* A join announced to Redis, until Redis confirms it took the PUBLISH. */
+struct join_req {
+    struct gw_rooms *rooms;
+    char client[PROTO_ID_LEN + 1];
+    char room[PROTO_ROOM_MAX + 1];
+};
+
+static struct gw_member **find_member(struct gw_session *s, const char *room);
+
+/* A join whose PUBLISH was lost with its link (Redis went away before answering) is
+ * announced again once the bus is back, so the joiner still gets its proof of hearing the
+ * room; receivers may then see that join twice. */
+static void on_join_published(void *arg, long long receivers)
+{
+    struct join_req *req = arg;
+    struct gw_session *s = gw_rooms_find_client(req->rooms, req->client);
+    struct gw_member **slot = s && receivers < 0 ? find_member(s, req->room) : NULL;
+
+    if (slot)
+        gw_member_set_announced(*slot, 0);
+    free(req);
+}
+
 /* Returns 0 if the presence event went to Redis, -1 if the bus refused it. */
 static int publish_presence(struct gw_session *s, const char *room, const char *event)
 {
     struct proto_sender who = sender(s);
     size_t len;
     char *json = proto_encode_presence(room, event, &who, &len);
-    int rc = gw_bus_publish(gw_rooms_bus(s->rooms), PROTO_CHANNEL_ROOM, room, (const uint8_t *)json,
-                            len, NULL, NULL);
+    struct join_req *req = NULL;
+    int rc;
 
+    if (strcmp(event, "join") == 0) {
+        req = xmalloc(sizeof(*req));
+        req->rooms = s->rooms;
+        memcpy(req->client, s->id, sizeof(req->client));
+        snprintf(req->room, sizeof(req->room), "%s", room);
+    }
+    rc = gw_bus_publish(gw_rooms_bus(s->rooms), PROTO_CHANNEL_ROOM, room, (const uint8_t *)json,
+                        len, req ? on_join_published : NULL, req);
+    if (rc < 0)
+        free(req);
     proto_free(json);
     return rc;
 }
@@ -124,7 +157,7 @@ static void announce(struct gw_session *s, struct gw_member *m)
         return;
     if (publish_presence(s, gw_member_room(m), "join") < 0)
         return;
-    gw_member_set_announced(m);
+    gw_member_set_announced(m, 1);
 }
 
 static void join(struct gw_session *s, const char *room)

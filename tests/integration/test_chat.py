@@ -826,6 +826,39 @@ async def redis_outage(r, ga, gb):
         assert "redis subscribe link down" in log and "redis proven" in log, g.log_tail()
 
 
+def test_join_announcement_lost_with_redis_is_made_again(make_gateway, tmp_path):
+    """A join's presence PUBLISH that Redis never answers (paused, then killed) is lost with
+    its link; the gateway announces the join again once Redis is back, so the joiner still
+    gets its proof of hearing the room."""
+    r = RedisServer(tmp_path / "redis-lost").start()
+    try:
+        (g,) = start_pair(make_gateway, r.url, "--workers", "1", names=("lost-a",))
+
+        async def body():
+            loop = asyncio.get_running_loop()
+            async with Clients() as cs:
+                x = await cs.open(g.port, "x", rooms=["lost-1"])  # the room is subscribed
+                a = await cs.open(g.port, "a")
+                paused = await loop.run_in_executor(
+                    None, lambda: r.cli("CLIENT", "PAUSE", "30000", "WRITE").stdout)
+                assert paused.strip() == b"OK", paused
+                await a.send({"type": "join", "room": "lost-1"})
+                await settle(0.5)
+                assert not a.matching(is_presence("lost-1", "join", a.id))
+                await loop.run_in_executor(None, r.kill)  # the PUBLISH is never answered
+                await loop.run_in_executor(None, r.start)
+                await loop.run_in_executor(None, wait_healthz, g.port, 200, 15)
+                await a.take(is_presence("lost-1", "join", a.id), 10,
+                             "a's join, announced again after Redis came back")
+                await x.take(is_presence("lost-1", "join", a.id), 5, "a's join at x")
+                await a.say("lost-1", "heard")
+                await x.take(is_message("lost-1", "heard"), 5)
+
+        run(body())
+    finally:
+        r.stop()
+
+
 def test_join_while_publish_link_down_is_announced(make_gateway, tmp_path):
     """PROTOCOL.md, Session 4: a join is announced once the room's subscription is confirmed,
     and that presence is the joiner's proof that it hears the room. Redis drops only the
