@@ -44,7 +44,8 @@ struct proto_jwt_claims {
  * Verify token[0..len) against key[0..key_len) at Unix time now with leeway seconds of clock
  * skew allowed on exp and nbf, and fill *claims (zeroed first; filled only on success).
  * Returns PROTO_JWT_OK or a negative enum proto_jwt_result. The signature is checked before
- * any claim is read, and compared in constant time.
+ * any claim is read, and compared in constant time; only its canonical base64url spelling
+ * verifies (the spare bits of its last character zero), so a token has one spelling.
  */
 int proto_jwt_verify(const char *token, size_t len, const uint8_t *key, size_t key_len, int64_t now,
                      unsigned leeway, struct proto_jwt_claims *claims);

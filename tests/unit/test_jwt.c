@@ -80,6 +80,24 @@ static void test_round_trip(void **state)
     assert_false(proto_jwt_allows_room(&c, "lobby2"));
     proto_jwt_claims_clear(&c);
     free(t);
+    /* Only the canonical spelling of the signature verifies: its last character has two bits
+     * to spare, which a decoder ignores, and each of the three other spellings is refused. */
+    t = sign("{\"sub\":\"ann\",\"exp\":1800000100}");
+    {
+        static const char alphabet[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        size_t n = strlen(t);
+        int last = (int)(strchr(alphabet, t[n - 1]) - alphabet), other = 0;
+
+        assert_int_equal(last & 3, 0);
+        for (int spare = 1; spare < 4; spare++) {
+            t[n - 1] = alphabet[last | spare];
+            assert_int_equal(verify(t, NOW, 0, &c), PROTO_JWT_SIGNATURE);
+            other++;
+        }
+        assert_int_equal(other, 3);
+    }
+    free(t);
     /* Another key never verifies it. */
     t = sign("{\"sub\":\"ann\",\"exp\":1800000100}");
     assert_int_equal(proto_jwt_verify(t, strlen(t),
