@@ -145,6 +145,9 @@ def write(out, run, loss, logs, res, ok, t_start, counters):
     add(f"- `{asan}`: build/debug/chat-gateway (ASan + UBSan, `detect_leaks=1`) on "
         f"127.0.0.1:{run.gws[1].port}; restarted by the faults; every log it wrote is checked "
         "for sanitizer reports, and each exit (LeakSanitizer runs then) must be status 0.")
+    bins = p.get("binaries", {})
+    add(f"- binaries: {bins.get(rel, '?')}; {bins.get(asan, '?')}; copied to "
+        "`build/soak/run/bin/` at the start, so a rebuild during the run changes nothing.")
     add("- both: `--workers 2 --drain-timeout 4s --close-timeout 2s`, the default limits "
         "(`--rate 20`, `--burst 40`, ...).")
     add(f"- {p['clients']} client slots (python3-websockets, one asyncio process), half on "

@@ -584,13 +584,26 @@ def main():
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
+    # Copies, so that a rebuild during the run cannot change what a restarted gateway runs.
+    bindir = rundir / "bin"
+    bindir.mkdir()
+    bins = {}
+    for name, src in (("release", RELEASE_BIN), ("asan", DEBUG_BIN)):
+        if not src.exists():
+            log(f"{src} not found: make release debug")
+            return 1
+        bins[name] = bindir / f"chat-gateway-{name}"
+        shutil.copy2(src, bins[name])
+        prof.setdefault("binaries", {})[name] = (
+            f"{src.relative_to(ROOT)} built "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(src.stat().st_mtime))}")
     redis = RedisServer(rundir / "redis", unix=True, tcp=False)
     common = ["--workers", "2", "--drain-timeout", "4s", "--close-timeout", "2s",
               "--log-level", "info"]
-    gws = [SoakGateway(RELEASE_BIN, rundir, name="release", port=low_port(),
+    gws = [SoakGateway(bins["release"], rundir, name="release", port=low_port(),
                        args=common + ["--gateway-id", "soak-release"],
                        public_dir=ROOT / "public"),
-           SoakGateway(DEBUG_BIN, rundir, name="asan", port=low_port(),
+           SoakGateway(bins["asan"], rundir, name="asan", port=low_port(),
                        args=common + ["--gateway-id", "soak-asan"],
                        public_dir=ROOT / "public")]
     run = None
