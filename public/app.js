@@ -677,7 +677,8 @@ function renderMe() {
 function renderConnection() {
   const s = socket.state;
   const retryAt = socket.retryAt;
-  const labels = { idle: "Offline", connecting: "Connecting", online: "Online", reconnecting: "Reconnecting" };
+  const labels = { idle: "Offline", connecting: "Connecting", online: "Online",
+    reconnecting: "Reconnecting", expired: "Signed out" };
   els.conn.dataset.state = s;
   els.connLabel.textContent = labels[s] || s;
   els.conn.title = s === "online" ? `Connected to gateway ${state.gateway}` : "Not connected";
@@ -693,6 +694,10 @@ function renderConnection() {
     tick();
     renderConnection.timer = setInterval(tick, 500);
     els.retryNow.hidden = !retryAt;
+    els.banner.hidden = false;
+  } else if (s === "expired") {
+    els.bannerText.textContent = "Your sign-in expired. Open the chat again from your site to continue.";
+    els.retryNow.hidden = true;
     els.banner.hidden = false;
   } else {
     els.banner.hidden = true;

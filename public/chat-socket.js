@@ -1,6 +1,7 @@
 // The connection to the gateway's /ws: JSON frames in and out, its state for the page
-// ("connecting", "online", "reconnecting"), and automatic reconnects with exponential backoff
-// and jitter. "online" means the gateway's welcome arrived (the session is ready).
+// ("connecting", "online", "reconnecting", "expired"), and automatic reconnects with
+// exponential backoff and jitter. "online" means the gateway's welcome arrived (the session is
+// ready); "expired" that the gateway closed it because its connect token ran out (4001).
 //
 // Events (EventTarget): "state" {state, retryAt, attempt}, "open" (before the welcome: the
 // moment to send hello), "frame" (one parsed server frame), "close" {code, reason}.
@@ -111,7 +112,13 @@ export class ChatSocket extends EventTarget {
       this.ws = null;
       console.info(`chatbroker: connection closed (code ${e.code}${e.reason ? `, ${e.reason}` : ""})`);
       this.dispatchEvent(new CustomEvent("close", { detail: { code: e.code, reason: e.reason } }));
-      if (!this.stopped) this.scheduleRetry();
+      if (e.code === 4001) {
+        // The connect token expired: the same token would only be refused again.
+        this.stopped = true;
+        this.setState("expired");
+      } else if (!this.stopped) {
+        this.scheduleRetry();
+      }
     });
   }
 

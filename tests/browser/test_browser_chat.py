@@ -414,7 +414,8 @@ def test_connect_token_from_the_address(open_page, cluster, tmp_path, uniq):
     subprotocol entry, and clears it from the address bar; a forged token never gets on."""
     secret = "browser-test-secret-0123456789abcdef"
     g = Gateway(tmp_path / "gw-tok", args=["--token-secret", secret, "--gateway-id", "gw-tok",
-                                           "--close-timeout", "1s", "--drain-timeout", "2s"],
+                                           "--token-leeway", "0s", "--close-timeout", "1s",
+                                           "--drain-timeout", "2s"],
                 public_dir=PUBLIC, name="gw-tok", redis_url=cluster.redis.url)
     g.start()
     try:
@@ -429,6 +430,14 @@ def test_connect_token_from_the_address(open_page, cluster, tmp_path, uniq):
         time.sleep(2)
         assert eve.state() != "online"
         assert "401" in g.log_text() and "token signature does not match" in g.log_text()
+        # A token that runs out: the gateway closes with 4001 and the page says so rather
+        # than retrying a token that would only be refused.
+        cy = open_page(g, f"Cy {uniq}", path="#token=" + _token(secret, f"cy-{uniq}", ttl=4))
+        cy.wait_state("expired", timeout=15)
+        assert cy.d.find_element(By.ID, "conn-state").text.strip() == "Signed out"
+        assert "expired" in cy.js("return document.getElementById('banner').textContent")
+        time.sleep(1.5)
+        assert cy.state() == "expired"
     finally:
         problems = g.stop(timeout=10)
     assert not problems, problems
