@@ -111,8 +111,10 @@ static long read_secret(const struct config *cfg, char *buf, size_t size)
     }
     if (cfg->secret) {
         n = strlen(cfg->secret);
-        if (n >= size)
+        if (n > 4096) {
+            fprintf(stderr, "chat-token: --secret: over 4KiB\n");
             return -1;
+        }
         memcpy(buf, cfg->secret, n + 1);
         return (long)n;
     }
@@ -127,9 +129,18 @@ static long read_secret(const struct config *cfg, char *buf, size_t size)
         return -1;
     }
     n = fread(buf, 1, size - 1, f);
+    if (ferror(f)) {
+        fprintf(stderr, "chat-token: %s: read error\n", cfg->secret_file);
+        fclose(f);
+        return -1;
+    }
     fclose(f);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
+    if (n > 0 && buf[n - 1] == '\n') /* one line end, as the gateway reads it */
+        n -= n > 1 && buf[n - 2] == '\r' ? 2 : 1;
+    if (n > 4096) {
+        fprintf(stderr, "chat-token: %s: over 4KiB\n", cfg->secret_file);
+        return -1;
+    }
     buf[n] = '\0';
     return (long)n;
 }
@@ -174,7 +185,7 @@ static char *claims_json(const struct config *cfg, size_t *len)
 int main(int argc, char **argv)
 {
     struct config cfg;
-    char err[512], secret[4097];
+    char err[512], secret[4099]; /* 4 KiB, a line end, one byte to see it is longer */
     char *claims, *token;
     size_t len;
     long key_len;

@@ -567,7 +567,7 @@ static int check_durations(const struct gw_config *cfg, char *err, size_t errlen
 /* Read the token secret from its file, if one is named, and check its length. */
 static int load_token_secret(struct gw_config *cfg, char *err, size_t errlen)
 {
-    char buf[4097];
+    char buf[4099]; /* a 4 KiB key, its line end, and one byte to see it is no longer */
     size_t n;
     FILE *f;
 
@@ -586,8 +586,13 @@ static int load_token_secret(struct gw_config *cfg, char *err, size_t errlen)
             return -1;
         }
         fclose(f);
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-            n--;
+        if (n > 0 && buf[n - 1] == '\n') /* one line end, \n or \r\n: a key may end in them */
+            n -= n > 1 && buf[n - 2] == '\r' ? 2 : 1;
+        if (n > 4096) {
+            snprintf(err, errlen, "--token-secret-file (CHAT_TOKEN_SECRET_FILE) \"%s\": over 4KiB",
+                     cfg->token_secret_file);
+            return -1;
+        }
         cfg->token_secret = xstrndup(buf, n);
         if (strlen(cfg->token_secret) != n) {
             snprintf(err, errlen, "--token-secret-file (CHAT_TOKEN_SECRET_FILE) holds a NUL");

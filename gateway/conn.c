@@ -452,7 +452,8 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
  * refresh moves the timer. */
 static void arm_expiry(struct gw_conn *conn, int64_t exp)
 {
-    int64_t end_ms = (exp + conn->srv->cfg->token_leeway_ms / 1000) * 1000;
+    /* proto_jwt_verify counts whole seconds: a token is good through second exp + leeway. */
+    int64_t end_ms = (exp + conn->srv->cfg->token_leeway_ms / 1000 + 1) * 1000;
     int64_t left_ms = end_ms - (int64_t)gw_util_wall_ms();
     struct timeval tv;
 
@@ -556,6 +557,11 @@ static void upgrade(struct gw_conn *conn, const struct gw_http_request *req, int
         return;
     }
     gw_handshake_write(&hs, out);
+    /* hs may point into the request (a token's subprotocol entry), which is freed below; a
+     * token is never logged. */
+    LOG_DEBUG("conn=%" PRIu64 " peer=%s websocket open subprotocol=%.*s user=%s", conn->id,
+              conn->peer, hs.subprotocol_from_token ? 5 : (int)hs.subprotocol_len,
+              hs.subprotocol ? hs.subprotocol : "-", authed > 0 ? "(token)" : "-");
     gw_http_parser_free(conn->http);
     conn->http = NULL;
     conn->ws = gw_ws_new(out, conn->srv->cfg->max_message, &hs.deflate,
@@ -568,15 +574,12 @@ static void upgrade(struct gw_conn *conn, const struct gw_http_request *req, int
     }
     if (chat)
         start_chat(conn, authed > 0 ? &claims : NULL);
-
     conn->srv->stats->ws_open++;
     conn->srv->stats->ws_total++;
     if (conn->srv->cfg->ping_interval_ms)
         set_timer(conn, TIMER_PING, conn->srv->ping_tv);
     else
         set_timer(conn, TIMER_NONE, NULL);
-    LOG_DEBUG("conn=%" PRIu64 " peer=%s websocket open subprotocol=%s", conn->id, conn->peer,
-              hs.subprotocol ? hs.subprotocol : "-");
 }
 
 static void serve_echo(struct gw_conn *conn, const struct gw_http_request *req)

@@ -3,11 +3,9 @@
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <http_parser.h>
 #include <openssl/evp.h>
 
@@ -162,38 +160,78 @@ void gw_handshake_check(const struct gw_config *cfg, const struct gw_http_reques
 
 #define TOKEN_PROTOCOL_PREFIX "token."
 
-/* The query parameter access_token (RFC 6750 2.3) or token, percent-decoded by libevent;
- * copied into a new string (free it), or NULL. */
+/* The query parameter access_token (RFC 6750 2.3) or token (names as they are, the first
+ * given), percent-decoded by libevent: a new string (free it), or NULL when there is none.
+ * A value that decodes to a NUL becomes "" so that it fails as a malformed token rather than
+ * being cut short. */
 static char *query_token(const struct gw_http_request *req)
 {
-    struct evkeyvalq params;
-    const char *v;
-    char *q, *found = NULL;
+    const char *p = req->query, *end = p ? p + req->query_len : NULL;
 
-    if (req->query == NULL)
-        return NULL;
-    TAILQ_INIT(&params);
-    q = xstrndup(req->query, req->query_len);
-    if (evhttp_parse_query_str(q, &params) == 0) {
-        v = evhttp_find_header(&params, "access_token");
-        if (v == NULL)
-            v = evhttp_find_header(&params, "token");
-        if (v)
-            found = xstrdup(v);
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        size_t nlen = eq ? (size_t)(eq - p) : 0;
+
+        if (eq && ((nlen == 12 && memcmp(p, "access_token", 12) == 0) ||
+                   (nlen == 5 && memcmp(p, "token", 5) == 0))) {
+            char *raw = xstrndup(eq + 1, (size_t)(stop - eq - 1));
+            size_t n = 0;
+            char *value = evhttp_uridecode(raw, 0, &n);
+
+            free(raw);
+            if (value == NULL)
+                return xstrdup("");
+            if (strlen(value) != n)
+                value[0] = '\0';
+            raw = xstrdup(value);
+            free(value); /* libevent's allocation */
+            return raw;
+        }
+        p = stop + 1;
     }
-    evhttp_clear_headers(&params);
-    free(q);
-    return found;
+    return NULL;
 }
 
-/* Where the token is: *tok, *len borrowed from req, or *copy (a decoded query value). */
+/* The first Sec-WebSocket-Protocol entry "token.<jwt>" the client offered, in *elem, *len;
+ * 0 if there is none. */
+static int offered_token_entry(const struct gw_http_request *req, const char **entry, size_t *len)
+{
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct gw_http_header *h = &req->headers[i];
+        const char *p = h->value, *elem;
+        size_t elen;
+
+        if (!gw_util_is_ascii_caseeq(h->name, h->name_len, "Sec-WebSocket-Protocol"))
+            continue;
+        while (gw_util_list_next(&p, h->value + h->value_len, &elem, &elen)) {
+            if (elen > sizeof(TOKEN_PROTOCOL_PREFIX) - 1 &&
+                memcmp(elem, TOKEN_PROTOCOL_PREFIX, sizeof(TOKEN_PROTOCOL_PREFIX) - 1) == 0) {
+                *entry = elem;
+                *len = elen;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Where the token is: *tok, *len borrowed from req, or *copy (a decoded query value). A
+ * token.* subprotocol entry the client offered is chosen as the subprotocol when no other
+ * was, whichever place the token came from (a browser wants one of its offers back). */
 static int find_token(const struct gw_http_request *req, struct gw_handshake *hs, const char **tok,
                       size_t *len, char **copy)
 {
     static const char bearer[] = "Bearer ";
-    const char *v, *p, *elem;
-    size_t vlen, elen;
+    const char *v, *entry = NULL;
+    size_t vlen, elen = 0;
+    int offered = offered_token_entry(req, &entry, &elen);
 
+    if (offered && hs->subprotocol == NULL) {
+        hs->subprotocol = entry;
+        hs->subprotocol_len = elen;
+        hs->subprotocol_from_token = 1;
+    }
     *copy = NULL;
     v = gw_http_header(req, "Authorization", &vlen, NULL);
     if (v && vlen > sizeof(bearer) - 1 && strncasecmp(v, bearer, sizeof(bearer) - 1) == 0) {
@@ -207,24 +245,10 @@ static int find_token(const struct gw_http_request *req, struct gw_handshake *hs
         *len = strlen(*copy);
         return 1;
     }
-    for (size_t i = 0; i < req->n_headers; i++) {
-        const struct gw_http_header *h = &req->headers[i];
-
-        if (!gw_util_is_ascii_caseeq(h->name, h->name_len, "Sec-WebSocket-Protocol"))
-            continue;
-        p = h->value;
-        while (gw_util_list_next(&p, h->value + h->value_len, &elem, &elen)) {
-            if (elen > sizeof(TOKEN_PROTOCOL_PREFIX) - 1 &&
-                memcmp(elem, TOKEN_PROTOCOL_PREFIX, sizeof(TOKEN_PROTOCOL_PREFIX) - 1) == 0) {
-                *tok = elem + sizeof(TOKEN_PROTOCOL_PREFIX) - 1;
-                *len = elen - (sizeof(TOKEN_PROTOCOL_PREFIX) - 1);
-                if (hs->subprotocol == NULL) {
-                    hs->subprotocol = elem;
-                    hs->subprotocol_len = elen;
-                }
-                return 1;
-            }
-        }
+    if (offered) {
+        *tok = entry + sizeof(TOKEN_PROTOCOL_PREFIX) - 1;
+        *len = elen - (sizeof(TOKEN_PROTOCOL_PREFIX) - 1);
+        return 1;
     }
     return 0;
 }

@@ -26,6 +26,7 @@ struct gw_handshake {
     char accept[GW_HANDSHAKE_ACCEPT_LEN]; /* Sec-WebSocket-Accept, when status is 101 */
     const char *subprotocol; /* chosen, borrowed from the configuration or the request; or NULL */
     size_t subprotocol_len;
+    int subprotocol_from_token;       /* the subprotocol is a token.<jwt> entry: never log it */
     int bad_token;                    /* 401 for a token that failed, not for a missing one */
     struct gw_deflate_params deflate; /* permessage-deflate, when negotiated */
     char extensions[GW_DEFLATE_RESPONSE_MAX]; /* Sec-WebSocket-Extensions answer, or "" */

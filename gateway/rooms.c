@@ -26,12 +26,14 @@ struct gw_member {
     int announced;
 };
 
+/* A room by name, or (in the users table) a user's sessions by user id. */
 struct gw_room {
     UT_hash_handle hh;
     TAILQ_HEAD(, gw_member) members;
     size_t n_members;
     char name[PROTO_ROOM_MAX + 1];
 };
+_Static_assert(PROTO_USER_MAX <= PROTO_ROOM_MAX, "a user id fits a gw_room's name");
 
 /* A local session by client id. */
 struct client_entry {

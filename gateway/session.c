@@ -98,8 +98,6 @@ struct join_req {
     char room[PROTO_ROOM_MAX + 1];
 };
 
-static struct gw_member **find_member(struct gw_session *s, const char *room);
-
 /* A join whose PUBLISH was lost with its link (Redis went away before answering) is
  * announced again once the bus is back, so the joiner still gets its proof of hearing the
  * room; receivers may then see that join twice. */

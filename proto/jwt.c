@@ -186,6 +186,17 @@ static int check_header(const cJSON *header)
     return PROTO_JWT_OK;
 }
 
+/* 1 if the object obj names a member twice, else 0. Verifiers differ on which one counts
+ * (cJSON takes the first, many libraries the last), so RFC 7515 4 lets us refuse them. */
+static int has_duplicate_names(const cJSON *obj)
+{
+    for (const cJSON *a = obj->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                return 1;
+    return 0;
+}
+
 /* Decode a part into a JSON tree, or NULL. */
 static cJSON *decode_json(const char *part, size_t len)
 {
@@ -219,23 +230,32 @@ int proto_jwt_verify(const char *token, size_t len, const uint8_t *key, size_t k
         return PROTO_JWT_MALFORMED;
     header = decode_json(token, (size_t)(dot1 - token));
     rc = header ? check_header(header) : PROTO_JWT_MALFORMED;
-    cJSON_Delete(header);
-    if (rc != PROTO_JWT_OK)
+    if (rc != PROTO_JWT_OK) {
+        cJSON_Delete(header);
         return rc;
+    }
     /* The signature before anything of the payload is believed. */
     sig = b64url_decode(dot2 + 1, (size_t)(end - dot2 - 1), &sig_len);
-    if (sig == NULL)
+    if (sig == NULL) {
+        cJSON_Delete(header);
         return PROTO_JWT_MALFORMED;
+    }
     rc = sig_len == JWT_SIG_LEN && b64url_is_canonical(dot2 + 1, (size_t)(end - dot2 - 1)) &&
                  hs256(key, key_len, token, (size_t)(dot2 - token), want) == 0 &&
                  CRYPTO_memcmp(want, sig, JWT_SIG_LEN) == 0
              ? PROTO_JWT_OK
              : PROTO_JWT_SIGNATURE;
     free(sig);
+    /* Duplicate names are looked for only in what the key signed (the search is quadratic). */
+    if (rc == PROTO_JWT_OK && has_duplicate_names(header))
+        rc = PROTO_JWT_MALFORMED;
+    cJSON_Delete(header);
     if (rc != PROTO_JWT_OK)
         return rc;
     payload = decode_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
-    rc = payload ? read_claims(payload, now, leeway, claims) : PROTO_JWT_MALFORMED;
+    rc = !cJSON_IsObject(payload) || has_duplicate_names(payload)
+             ? PROTO_JWT_MALFORMED
+             : read_claims(payload, now, leeway, claims);
     cJSON_Delete(payload);
     if (rc != PROTO_JWT_OK)
         proto_jwt_claims_clear(claims);

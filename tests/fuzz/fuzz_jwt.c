@@ -6,7 +6,7 @@
  * payload; any failure leaves the claims zeroed. In sign mode the input is a claims text for
  * proto_jwt_sign: the token decodes back to that text and verifies, and is refused as
  * malformed exactly when the text holds a NUL (raw, or escaped as \u0000), invalid UTF-8,
- * or the token is longer than PROTO_JWT_MAX, as jwt.c's decode_json and length check say.
+ * a member named twice, or the token is longer than PROTO_JWT_MAX, as jwt.c says.
  * Both modes compare proto_jwt_allows_room with a second implementation written here.
  *
  * Input: byte 0 the mode (bit 0: sign); bytes 1-5 the time now (big-endian Unix seconds);
@@ -345,6 +345,19 @@ static void run_verify(const struct ctl *ctl, const uint8_t *buf, size_t len)
 /* ---- signing ------------------------------------------------------------------------------ */
 
 /* What proto_json_parse takes for a JSON object: cJSON's value, then only JSON whitespace. */
+/* 1 if the object text (a JSON object) names one member twice: jwt.c refuses those. */
+static int names_twice(const uint8_t *text, size_t len)
+{
+    cJSON *tree = cJSON_ParseWithLength((const char *)text, len);
+    int twice = 0;
+
+    for (const cJSON *a = tree ? tree->child : NULL; a && !twice; a = a->next)
+        for (const cJSON *b = tree->child; b != a && !twice; b = b->next)
+            twice = a->string && b->string && strcmp(a->string, b->string) == 0;
+    cJSON_Delete(tree);
+    return twice;
+}
+
 static int is_object(const uint8_t *text, size_t len)
 {
     const char *end = NULL;
@@ -384,7 +397,7 @@ static void check_signed(const struct ctl *ctl, const uint8_t *text, size_t len,
     char *tok = (char *)fuzz_dup((const uint8_t *)signed_tok, tlen),
          *want = xmalloc(len / 3 * 4 + 5);
     int bad = tlen > PROTO_JWT_MAX || memchr(text, '\0', len) || has_escaped_nul(text, len) ||
-              !proto_utf8_is_valid(text, len);
+              !proto_utf8_is_valid(text, len) || names_twice(text, len);
     char sig[SIG_B64_LEN + 1];
     struct parts pt;
     struct proto_jwt_claims c;

@@ -256,6 +256,27 @@ static void test_algorithms(void **state)
     }
 }
 
+/* A member named twice is read one way by cJSON (the first) and another by many libraries
+ * (the last): validly signed or not, such a header or payload is refused. */
+static void test_duplicate_names(void **state)
+{
+    static const char *const tokens[] = {
+        /* {"sub":"ann","sub":"admin",...} */
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbm4iLCJzdWIiOiJhZG1pbiIsImV4cCI6MTgwMDAwMDAwMX0."
+        "wzk_Bmvp5P0OcvmuBZGyEIDPsmemOlRxmglLaPTbVeI",
+        /* {"alg":"HS256","alg":"none"} */
+        "eyJhbGciOiJIUzI1NiIsImFsZyI6Im5vbmUifQ.eyJzdWIiOiJhIiwiZXhwIjoxODAwMDAwMDAxfQ."
+        "yXyR86xYnKD0-glBpjr-m7byDR-Hgx3nRGxdQN3fSOQ",
+    };
+    struct proto_jwt_claims c;
+
+    (void)state;
+    for (size_t i = 0; i < N_ELEMS(tokens); i++) {
+        assert_int_equal(verify(tokens[i], NOW, 0, &c), PROTO_JWT_MALFORMED);
+        assert_string_equal(c.sub, "");
+    }
+}
+
 static void test_strerror(void **state)
 {
     (void)state;
@@ -272,7 +293,7 @@ int main(void)
         cmocka_unit_test(test_rfc7515_example), cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_leeway_edges),    cmocka_unit_test(test_claims_table),
         cmocka_unit_test(test_malformed),       cmocka_unit_test(test_algorithms),
-        cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_duplicate_names), cmocka_unit_test(test_strerror),
     };
 
     proto_init(xmalloc, free);
