@@ -100,10 +100,11 @@ static void usage(FILE *out)
 }
 
 /* The secret's bytes into buf (NUL-terminated); returns its length, or -1 with a message. */
-static long read_secret(const struct config *cfg, char *buf, size_t size)
+static long read_secret(const struct config *cfg, char buf[PROTO_JWT_SECRET_MAX + 1])
 {
+    const char *why = NULL;
     size_t n;
-    FILE *f;
+    long key_len;
 
     if (cfg->secret && cfg->secret_file) {
         fprintf(stderr, "chat-token: give --secret or --secret-file, not both\n");
@@ -111,7 +112,7 @@ static long read_secret(const struct config *cfg, char *buf, size_t size)
     }
     if (cfg->secret) {
         n = strlen(cfg->secret);
-        if (n > 4096) {
+        if (n > PROTO_JWT_SECRET_MAX) {
             fprintf(stderr, "chat-token: --secret: over 4KiB\n");
             return -1;
         }
@@ -123,26 +124,10 @@ static long read_secret(const struct config *cfg, char *buf, size_t size)
                         "CHAT_TOKEN_SECRET\n");
         return -1;
     }
-    f = fopen(cfg->secret_file, "r");
-    if (f == NULL) {
-        fprintf(stderr, "chat-token: %s: %s\n", cfg->secret_file, strerror(errno));
-        return -1;
-    }
-    n = fread(buf, 1, size - 1, f);
-    if (ferror(f)) {
-        fprintf(stderr, "chat-token: %s: read error\n", cfg->secret_file);
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    if (n > 0 && buf[n - 1] == '\n') /* one line end, as the gateway reads it */
-        n -= n > 1 && buf[n - 2] == '\r' ? 2 : 1;
-    if (n > 4096) {
-        fprintf(stderr, "chat-token: %s: over 4KiB\n", cfg->secret_file);
-        return -1;
-    }
-    buf[n] = '\0';
-    return (long)n;
+    key_len = proto_jwt_read_secret(cfg->secret_file, buf, &why);
+    if (key_len < 0)
+        fprintf(stderr, "chat-token: %s: %s\n", cfg->secret_file, why);
+    return key_len;
 }
 
 /* The claims as JSON text (free with free()), or NULL with a message for a bad rooms list. */
@@ -185,7 +170,7 @@ static char *claims_json(const struct config *cfg, size_t *len)
 int main(int argc, char **argv)
 {
     struct config cfg;
-    char err[512], secret[4099]; /* 4 KiB, a line end, one byte to see it is longer */
+    char err[512], secret[PROTO_JWT_SECRET_MAX + 1];
     char *claims, *token;
     size_t len;
     long key_len;
@@ -205,7 +190,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-token: --sub is required (see --help)\n");
         return 2;
     }
-    key_len = read_secret(&cfg, secret, sizeof(secret));
+    key_len = read_secret(&cfg, secret);
     if (key_len < 0)
         return 2;
     if (key_len < PROTO_JWT_SECRET_MIN) {

@@ -567,37 +567,24 @@ static int check_durations(const struct gw_config *cfg, char *err, size_t errlen
 /* Read the token secret from its file, if one is named, and check its length. */
 static int load_token_secret(struct gw_config *cfg, char *err, size_t errlen)
 {
-    char buf[4099]; /* a 4 KiB key, its line end, and one byte to see it is no longer */
-    size_t n;
-    FILE *f;
+    char buf[PROTO_JWT_SECRET_MAX + 1];
+    const char *why = NULL;
+    long n;
 
     if (cfg->token_secret_file) {
         if (cfg->token_secret) {
             snprintf(err, errlen, "give --token-secret or --token-secret-file, not both");
             return -1;
         }
-        f = fopen(cfg->token_secret_file, "r");
-        n = f ? fread(buf, 1, sizeof(buf), f) : 0;
-        if (f == NULL || ferror(f) || n == sizeof(buf)) {
+        n = proto_jwt_read_secret(cfg->token_secret_file, buf, &why);
+        if (n >= 0 && strlen(buf) != (size_t)n)
+            why = "holds a NUL";
+        if (n < 0 || why) {
             snprintf(err, errlen, "--token-secret-file (CHAT_TOKEN_SECRET_FILE) \"%s\": %s",
-                     cfg->token_secret_file, f ? "unreadable or over 4KiB" : strerror(errno));
-            if (f)
-                fclose(f);
+                     cfg->token_secret_file, why);
             return -1;
         }
-        fclose(f);
-        if (n > 0 && buf[n - 1] == '\n') /* one line end, \n or \r\n: a key may end in them */
-            n -= n > 1 && buf[n - 2] == '\r' ? 2 : 1;
-        if (n > 4096) {
-            snprintf(err, errlen, "--token-secret-file (CHAT_TOKEN_SECRET_FILE) \"%s\": over 4KiB",
-                     cfg->token_secret_file);
-            return -1;
-        }
-        cfg->token_secret = xstrndup(buf, n);
-        if (strlen(cfg->token_secret) != n) {
-            snprintf(err, errlen, "--token-secret-file (CHAT_TOKEN_SECRET_FILE) holds a NUL");
-            return -1;
-        }
+        cfg->token_secret = xstrdup(buf);
     }
     if (cfg->token_secret && strlen(cfg->token_secret) < PROTO_JWT_SECRET_MIN) {
         snprintf(err, errlen, "the token secret must be at least %d bytes (HS256)",

@@ -253,6 +253,13 @@ static int find_token(const struct gw_http_request *req, struct gw_handshake *hs
     return 0;
 }
 
+int gw_handshake_verify_token(const struct gw_config *cfg, const char *token, size_t len,
+                              int64_t now, struct proto_jwt_claims *claims)
+{
+    return proto_jwt_verify(token, len, (const uint8_t *)cfg->token_secret,
+                            strlen(cfg->token_secret), now, cfg->token_leeway_ms / 1000, claims);
+}
+
 int gw_handshake_authenticate(const struct gw_config *cfg, const struct gw_http_request *req,
                               int64_t now, struct gw_handshake *hs, struct proto_jwt_claims *claims)
 {
@@ -269,8 +276,7 @@ int gw_handshake_authenticate(const struct gw_config *cfg, const struct gw_http_
             return 0;
         return refuse(hs, 401, "a connect token is required");
     }
-    rc = proto_jwt_verify(tok, len, (const uint8_t *)cfg->token_secret, strlen(cfg->token_secret),
-                          now, cfg->token_leeway_ms / 1000, claims);
+    rc = gw_handshake_verify_token(cfg, tok, len, now, claims);
     free(copy);
     if (rc != PROTO_JWT_OK) {
         hs->bad_token = 1;

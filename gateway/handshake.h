@@ -50,6 +50,11 @@ int gw_handshake_authenticate(const struct gw_config *cfg, const struct gw_http_
                               int64_t now, struct gw_handshake *hs,
                               struct proto_jwt_claims *claims);
 
+/* Verify token[0..len) under cfg's secret and leeway at Unix time now (seconds): a
+ * proto_jwt_verify result, *claims filled on PROTO_JWT_OK. cfg must have a token secret. */
+int gw_handshake_verify_token(const struct gw_config *cfg, const char *token, size_t len,
+                              int64_t now, struct proto_jwt_claims *claims);
+
 /* Append the 101 Switching Protocols answer for a successful hs to out. */
 
 void gw_handshake_write(const struct gw_handshake *hs, struct evbuffer *out);

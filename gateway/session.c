@@ -12,6 +12,7 @@
 #include "gateway/config.h"
 #include "gateway/conn.h"
 #include "gateway/frame.h"
+#include "gateway/handshake.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/rooms.h"
@@ -307,9 +308,8 @@ static void refresh(struct gw_session *s, const char *token)
         send_error(s, "bad_token", "this gateway takes no connect tokens", NULL);
         return;
     }
-    rc = proto_jwt_verify(token, strlen(token), (const uint8_t *)cfg->token_secret,
-                          strlen(cfg->token_secret), (int64_t)(gw_util_wall_ms() / 1000),
-                          cfg->token_leeway_ms / 1000, &claims);
+    rc = gw_handshake_verify_token(cfg, token, strlen(token), (int64_t)(gw_util_wall_ms() / 1000),
+                                   &claims);
     if (rc != PROTO_JWT_OK) {
         s->io.stats->tokens_rejected++;
         send_error(s, "bad_token", proto_jwt_strerror(rc), NULL);

@@ -1,6 +1,8 @@
 #include "proto/jwt.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -303,6 +305,34 @@ const char *proto_jwt_strerror(int rc)
         return "token claims invalid: sub and exp are required";
     }
     return "invalid token";
+}
+
+long proto_jwt_read_secret(const char *path, char out[PROTO_JWT_SECRET_MAX + 1], const char **why)
+{
+    char buf[PROTO_JWT_SECRET_MAX + 3]; /* the key, its line end, one byte to see it is longer */
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    if (f == NULL) {
+        *why = strerror(errno);
+        return -1;
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    if (ferror(f)) {
+        fclose(f);
+        *why = "read error";
+        return -1;
+    }
+    fclose(f);
+    if (n > 0 && buf[n - 1] == '\n') /* one line end, \n or \r\n: a key may end in them */
+        n -= n > 1 && buf[n - 2] == '\r' ? 2 : 1;
+    if (n > PROTO_JWT_SECRET_MAX) {
+        *why = "over 4KiB";
+        return -1;
+    }
+    memcpy(out, buf, n);
+    out[n] = '\0';
+    return (long)n;
 }
 
 char *proto_jwt_sign(const char *payload, size_t len, const uint8_t *key, size_t key_len)

@@ -18,6 +18,7 @@
 
 #define PROTO_JWT_MAX PROTO_TOKEN_MAX /* longest token accepted, in bytes */
 #define PROTO_JWT_ROOMS_MAX 64        /* entries of the "rooms" claim */
+#define PROTO_JWT_SECRET_MAX 4096     /* bytes of a secret read from a file */
 #define PROTO_JWT_SECRET_MIN 32       /* bytes: a key as long as the hash (RFC 7518 3.2) */
 
 enum proto_jwt_result {
@@ -61,6 +62,11 @@ int proto_jwt_is_room_pattern(const char *s, size_t len);
 
 /* A sentence for a result, for logs and 401 bodies. */
 const char *proto_jwt_strerror(int rc);
+
+/* Read the secret in the file at path into out (NUL-terminated; it may hold NULs before),
+ * dropping one line end (\n or \r\n), as the gateway and chat-token both read it. Returns
+ * its length, or -1 with *why set to a reason ("over 4KiB", an errno text). */
+long proto_jwt_read_secret(const char *path, char out[PROTO_JWT_SECRET_MAX + 1], const char **why);
 
 /* Sign the JSON object text payload[0..len) (the claims) with key: returns the compact token
  * (NUL-terminated, free with free()), or NULL if payload is not a JSON object. */
