@@ -8,9 +8,6 @@ screenshot of a conversation for people to look at.
 """
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import re
 import shutil
@@ -20,7 +17,7 @@ from pathlib import Path
 import websockets
 
 from chatpage import By, Keys
-from gwtest import Gateway
+from gwtest import Gateway, make_token
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -401,12 +398,7 @@ def test_screenshot_of_a_conversation(open_page, cluster):
 
 
 def _token(secret, sub, ttl=3600):
-    def b64(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-    signing = (b64(b'{"alg":"HS256","typ":"JWT"}') + "."
-               + b64(json.dumps({"sub": sub, "exp": int(time.time()) + ttl}).encode()))
-    return signing + "." + b64(hmac.new(secret.encode(), signing.encode(),
-                                        hashlib.sha256).digest())
+    return make_token(secret, {"sub": sub, "exp": int(time.time()) + ttl})
 
 
 def test_connect_token_from_the_address(open_page, cluster, tmp_path, uniq):

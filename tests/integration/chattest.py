@@ -111,6 +111,18 @@ def is_direct(text=None, sender=None):
 # the client
 
 
+def frame_dict(m):
+    """A received WebSocket message as a dict: the JSON object it holds, {"_binary": bytes},
+    or {"_raw": text} for text that is not a JSON object."""
+    if isinstance(m, bytes):
+        return {"_binary": m}
+    try:
+        f = json.loads(m)
+    except ValueError:
+        return {"_raw": m}
+    return f if isinstance(f, dict) else {"_raw": m}
+
+
 class ChatClient:
     def __init__(self, ws, name):
         self.ws = ws
@@ -131,16 +143,9 @@ class ChatClient:
         try:
             for _ in range(10_000_000):
                 m = await self.ws.recv()
-                if isinstance(m, bytes):
-                    f = {"_binary": m}
-                else:
+                if not isinstance(m, bytes):
                     self.raw.append(m)
-                    try:
-                        f = json.loads(m)
-                    except ValueError:
-                        f = {"_raw": m}
-                    if not isinstance(f, dict):
-                        f = {"_raw": m}
+                f = frame_dict(m)
                 self.all.append(f)
                 self.inbox.append(f)
                 self._changed.set()

@@ -1,7 +1,7 @@
 """Connect tokens (HS256 JWTs) end to end: a real redis-server, two gateways with one secret.
 
-Tokens are minted here with Python's own hmac module (an implementation independent of the
-gateway's OpenSSL code) and, in the tool's test, by chat-token. Every refusal is a 401 at the
+Tokens are minted here with gwtest.make_token, on Python's own hmac module (an implementation
+independent of the gateway's OpenSSL code) and, in the tool's test, by chat-token. Every refusal is a 401 at the
 handshake; a token that runs out mid-session closes it with 4001; `sub` is shown with the
 user's messages and names the target of `direct` with `to_user`, on any gateway.
 """
@@ -17,10 +17,10 @@ import time
 from types import SimpleNamespace
 
 import pytest
-import websockets
 
 from chattest import Clients, is_direct, is_error, is_message, is_presence, run, settle
-from gwtest import Gateway, handshake_request, http_get, http_request, tool_path
+from gwtest import (Gateway, b64url, handshake_request, http_get, http_request, make_token,
+                    tool_path)
 from redistest import RedisServer
 
 SECRET = "tests-only-secret-0123456789abcdef-xyz"
@@ -29,20 +29,12 @@ BASE_ARGS = ["--close-timeout", "1s", "--drain-timeout", "3s", "--rate", "1000",
 TOKEN_ARGS = ["--token-secret", SECRET]
 
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def mint(claims=None, secret=SECRET, header=None, **kw):
     """A token for claims (sub "ann" and exp in an hour unless given); kw adds claims."""
     body = {"sub": "ann", "exp": int(time.time()) + 3600}
     body.update(claims or {})
     body.update(kw)
-    body = {k: v for k, v in body.items() if v is not None}
-    head = header or {"alg": "HS256", "typ": "JWT"}
-    signing = b64url(json.dumps(head).encode()) + "." + b64url(json.dumps(body).encode())
-    sig = hmac.new(secret.encode(), signing.encode(), hashlib.sha256).digest()
-    return signing + "." + b64url(sig)
+    return make_token(secret, {k: v for k, v in body.items() if v is not None}, header)
 
 
 def metric(port, name):

@@ -30,7 +30,7 @@ from collections import Counter
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from chattest import ChatClient, is_presence
+from chattest import ChatClient, frame_dict, is_presence
 
 # A message counts as required for a receiver only when it was sent at least this long
 # before the receiver left or closed (it may be in flight when the receiver goes).
@@ -264,16 +264,7 @@ class SoakClient(ChatClient):
     async def _read(self):
         try:
             for _ in range(1_000_000_000):
-                m = await self.ws.recv()
-                if isinstance(m, bytes):
-                    f = {"_binary": m}
-                else:
-                    try:
-                        f = json.loads(m)
-                    except ValueError:
-                        f = {"_raw": m}
-                    if not isinstance(f, dict):
-                        f = {"_raw": m}
+                f = frame_dict(await self.ws.recv())
                 if self.sess.on_frame(f):
                     continue
                 self.inbox.append(f)
